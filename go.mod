@@ -6,3 +6,5 @@ require (
 	github.com/edsrzf/mmap-go v1.2.0
 	golang.org/x/sys v0.49.0
 )
+
+require go.uber.org/goleak v1.3.0

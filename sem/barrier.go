@@ -123,7 +123,7 @@ func (b *Barrier) breakLocked(w uint32) {
 	if b.gen.Load() != w || w&1 != 0 {
 		return
 	}
-	b.outcome.Or(1 << ((w>>1)%32))
+	b.outcome.Or(1 << ((w >> 1) % 32))
 	b.gen.Store(w | 1)
 	futex.Wake(b.gen, futex.All)
 }
@@ -217,7 +217,7 @@ func (b *Barrier) Reset(ctx context.Context) error {
 	}
 	w := b.gen.Load()
 	if w&1 == 0 && b.count.Load() > 0 {
-		b.outcome.Or(1 << ((w>>1)%32))
+		b.outcome.Or(1 << ((w >> 1) % 32))
 	}
 	next := w>>1 + 1
 	b.count.Store(0)

@@ -181,7 +181,8 @@ func decodeHeader(b []byte, fileSize int64) (header, error) {
 	if h.size != uint64(fileSize) {
 		return h, errorf(ErrCorrupt, "header says %d bytes, file has %d", h.size, fileSize)
 	}
-	if h.size > MaxSize+HeaderSize+EntrySize*MaxObjects+SlotSize*MaxSlots || h.dataOff() > h.size {
+	// Create makes size = dataOff + (at most MaxSize of page-aligned data).
+	if h.dataOff() > h.size || h.size-h.dataOff() > MaxSize {
 		return h, errorf(ErrCorrupt, "size %d cannot hold the tables", h.size)
 	}
 	return h, nil

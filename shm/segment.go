@@ -317,6 +317,10 @@ func openErr(err error, path string) error {
 		return wrapErr(ErrPermission, err, "%s", path)
 	case errors.Is(err, syscall.ENOSPC):
 		return wrapErr(ErrNoSpace, err, "%s", path)
+	case errors.Is(err, syscall.EISDIR), errors.Is(err, syscall.ENXIO):
+		// A directory or a socket: like a fifo, which opens and then
+		// fails attach's regular-file check.
+		return wrapErr(ErrPermission, err, "%s is not a regular file", path)
 	}
 	return fmt.Errorf("shm: open %s: %w", path, err)
 }

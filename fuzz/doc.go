@@ -1,0 +1,20 @@
+// Package fuzz holds fuzz targets over every decoder of foreign bytes:
+// anything shmkit reads that another process (or a file left behind) could
+// have written. Each target feeds arbitrary bytes to an exported or
+// internal API, never to unexported code, so it tests what a hostile peer
+// can actually reach, and asserts that the result is either an error
+// matching one of the package's sentinels or a value that keeps its
+// documented invariants. No input may panic or hang.
+//
+// Targets:
+//
+//	FuzzOpenSegment  shm.OpenFile on an arbitrary segment image, then every
+//	                 read of its object and participant tables and an Alloc
+//
+// Run one with, for example:
+//
+//	go test -run='^$' -fuzz=FuzzOpenSegment -fuzztime=1m ./fuzz/
+//
+// Inputs that once failed, and a small seed corpus, live in
+// testdata/fuzz/<Target>/ and run as ordinary tests under go test.
+package fuzz

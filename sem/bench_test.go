@@ -1,0 +1,91 @@
+package sem_test
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/shmkit/shmkit/sem"
+	"github.com/shmkit/shmkit/shm"
+)
+
+// BenchmarkUncontended compares shmkit's fast paths with their in-process
+// counterparts in one run: each row is one lock+unlock, acquire+release or
+// add, with no other party, so no syscall may happen.
+func BenchmarkUncontended(b *testing.B) {
+	name := "bench-uncontended"
+	seg, err := shm.Create(name, 1<<16)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer shm.Unlink(name)
+	defer seg.Close()
+	ctx := context.Background()
+	mu := must(sem.NewMutex(seg, "mu"))
+	rm := must(sem.NewRMutex(seg, "rm"))
+	s := must(sem.NewSemaphore(seg, "s", 1, 0))
+	v := must(shm.NewValue[int64](seg, "v"))
+	var smu sync.Mutex
+	var a atomic.Int64
+	ch := make(chan struct{}, 1)
+
+	cases := []struct {
+		name string
+		op   func()
+	}{
+		{"sync.Mutex", func() {
+			smu.Lock()
+			//lint:ignore SA2001 the benchmark measures the lock itself
+			smu.Unlock()
+		}},
+		{"sem.Mutex", func() { mu.Lock(ctx); mu.Unlock() }},
+		{"sem.RMutex", func() { rm.Lock(ctx); rm.Unlock() }},
+		{"chan-semaphore", func() { ch <- struct{}{}; <-ch }},
+		{"sem.Semaphore", func() { s.Acquire(ctx); s.Release() }},
+		{"atomic.Int64.Add", func() { a.Add(1) }},
+		{"shm.Value.Add", func() { v.Add(1) }},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				c.op()
+			}
+		})
+	}
+}
+
+// BenchmarkContended runs Lock+Unlock from GOMAXPROCS goroutines of one
+// process on one handle: the slow path, spinning and the one-sleeper gate.
+func BenchmarkContended(b *testing.B) {
+	name := "bench-contended"
+	seg, err := shm.Create(name, 1<<16)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer shm.Unlink(name)
+	defer seg.Close()
+	ctx := context.Background()
+	mu := must(sem.NewMutex(seg, "mu"))
+	var smu sync.Mutex
+	b.Run("sync.Mutex", func(b *testing.B) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				smu.Lock()
+				//lint:ignore SA2001 the benchmark measures the lock itself
+				smu.Unlock()
+			}
+		})
+	})
+	b.Run("sem.Mutex", func(b *testing.B) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				mu.Lock(ctx)
+				mu.Unlock()
+			}
+		})
+	})
+}

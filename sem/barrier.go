@@ -134,6 +134,10 @@ func (b *Barrier) breakLocked(w uint32) {
 // barrier is broken for everyone and the error matches both ErrBroken and
 // ctx.Err(), as in Python.
 func (b *Barrier) Wait(ctx context.Context) (int, error) {
+	if err := b.seg.Pin(); err != nil {
+		return -1, err
+	}
+	defer b.seg.Unpin()
 	if err := b.lock(ctx); err != nil {
 		return -1, err
 	}
@@ -161,8 +165,9 @@ func (b *Barrier) Wait(ctx context.Context) (int, error) {
 	b.count.Store(n + 1)
 	b.mu.Unlock()
 
+	nextCheck := time.Now().Add(robust.CheckInterval)
 	for {
-		err := sleep(ctx, b.gate, b.gen, w, time.Now().Add(robust.CheckInterval))
+		err := sleep(ctx, b.seg, b.gate, b.gen, w, nextCheck)
 		if cur := b.gen.Load(); cur != w {
 			if cur>>1 == w>>1 || b.outcome.Load()&(1<<((w>>1)%32)) != 0 {
 				return int(n), ErrBroken
@@ -170,8 +175,9 @@ func (b *Barrier) Wait(ctx context.Context) (int, error) {
 			return int(n), nil
 		}
 		switch {
-		case errors.Is(err, futex.ErrTimeout):
+		case errors.Is(err, futex.ErrTimeout) || !time.Now().Before(nextCheck):
 			b.checkParties(w)
+			nextCheck = time.Now().Add(robust.CheckInterval)
 		case err != nil:
 			if lerr := b.lock(context.WithoutCancel(ctx)); lerr == nil {
 				b.breakLocked(w)
@@ -184,7 +190,12 @@ func (b *Barrier) Wait(ctx context.Context) (int, error) {
 
 // checkParties breaks generation w if an arrived party is dead.
 func (b *Barrier) checkParties(w uint32) {
-	if b.mu.TryLock() != nil {
+	switch err := b.mu.TryLock(); {
+	case errors.Is(err, ErrOwnerDead):
+		// A party died inside the lock: the counters are suspect.
+		b.breakLocked(b.gen.Load())
+		b.mu.MarkConsistent()
+	case err != nil:
 		return // someone is arriving; check on the next round
 	}
 	if b.gen.Load() == w {

@@ -34,6 +34,7 @@ const (
 // Cond is a condition variable shared by processes, used with a Mutex:
 // Python's multiprocessing.Condition.
 type Cond struct {
+	seg     *shm.Segment
 	seq     *atomic.Uint32
 	waiters *atomic.Uint32
 	gate    *futex.Gate
@@ -45,7 +46,7 @@ func NewCond(seg *shm.Segment, name string) (*Cond, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newCond(mem), nil
+	return newCond(seg, mem), nil
 }
 
 // LookupCond finds the Cond called name.
@@ -54,11 +55,11 @@ func LookupCond(seg *shm.Segment, name string) (*Cond, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newCond(mem), nil
+	return newCond(seg, mem), nil
 }
 
-func newCond(mem []byte) *Cond {
-	return &Cond{seq: word(mem, condSeq), waiters: word(mem, condWaiters), gate: futex.NewGate()}
+func newCond(seg *shm.Segment, mem []byte) *Cond {
+	return &Cond{seg: seg, seq: word(mem, condSeq), waiters: word(mem, condWaiters), gate: futex.NewGate()}
 }
 
 // Wait unlocks mu, which the caller holds, sleeps until a Signal or
@@ -66,13 +67,17 @@ func newCond(mem []byte) *Cond {
 // ctx ends (then the error matches ctx.Err()). If mu's holder died while
 // Wait was relocking, the error matches ErrOwnerDead and mu is held.
 func (c *Cond) Wait(ctx context.Context, mu *Mutex) error {
+	if err := c.seg.Pin(); err != nil {
+		return err
+	}
+	defer c.seg.Unpin()
 	s := c.seq.Load()
 	c.waiters.Add(1)
 	if err := mu.Unlock(); err != nil {
 		c.waiters.Add(math.MaxUint32)
 		return err
 	}
-	err := sleep(ctx, c.gate, c.seq, s, zeroTime)
+	err := sleep(ctx, c.seg, c.gate, c.seq, s, zeroTime)
 	c.waiters.Add(math.MaxUint32)
 	if err != nil && c.seq.Load() != s && c.waiters.Load() > 0 {
 		// We may have swallowed a Signal meant for a waiter; pass it on.

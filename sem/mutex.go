@@ -50,7 +50,7 @@ func newMutex(seg *shm.Segment, mem []byte) *Mutex {
 func newRobust(seg *shm.Segment, mem []byte) *robust.Mutex {
 	// Objects are 64-byte aligned, so the word is aligned.
 	return robust.New((*atomic.Uint32)(unsafe.Pointer(&mem[0])), uint32(seg.Self()),
-		func(t uint32) bool { return seg.Alive(shm.Token(t)) })
+		func(t uint32) bool { return seg.Alive(shm.Token(t)) }, seg)
 }
 
 // Lock takes the lock, waiting until it is free, its holder is proven dead

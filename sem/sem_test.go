@@ -53,9 +53,11 @@ func TestBlockingCallsHonourContext(t *testing.T) {
 	rm := must(sem.NewRMutex(seg, "rm"))
 	held := make(chan struct{})
 	release := make(chan struct{})
-	go func() { rm.Lock(ctx); close(held); <-release; rm.Unlock() }()
+	finished := make(chan struct{})
+	go func() { rm.Lock(ctx); close(held); <-release; rm.Unlock(); close(finished) }()
 	<-held
-	defer close(release)
+	// The holder must be done before the segment is closed by Cleanup.
+	defer func() { close(release); <-finished }()
 
 	// The holder is this process, so no goroutine here can get it.
 	promptly(t, "Mutex.Lock", mu.Lock)
@@ -218,5 +220,24 @@ func TestBarrierAbortAndReset(t *testing.T) {
 	}
 	if _, err := sem.NewBarrier(seg, "zero", 0); !errors.Is(err, sem.ErrInvalid) {
 		t.Fatalf("zero parties = %v", err)
+	}
+}
+
+// TestEventSetClearReleasesWaiter: a Set immediately undone by Clear still
+// releases those already waiting.
+func TestEventSetClearReleasesWaiter(t *testing.T) {
+	seg := anonSeg(t)
+	ev := must(sem.NewEvent(seg, "ev"))
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		done <- ev.Wait(ctx)
+	}()
+	time.Sleep(20 * time.Millisecond)
+	ev.Set()
+	ev.Clear()
+	if err := <-done; err != nil {
+		t.Fatalf("Wait across Set+Clear = %v", err)
 	}
 }

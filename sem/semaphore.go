@@ -41,6 +41,7 @@ const (
 // Semaphore is a counting semaphore shared by processes, optionally
 // bounded (Python's BoundedSemaphore): Release beyond the bound fails.
 type Semaphore struct {
+	seg     *shm.Segment
 	count   *atomic.Uint32
 	waiters *atomic.Uint32
 	bound   uint32 // 0: unbounded
@@ -60,7 +61,7 @@ func NewSemaphore(seg *shm.Segment, name string, initial, bound uint32) (*Semaph
 	if err != nil {
 		return nil, err
 	}
-	return newSemaphore(mem, bound), nil
+	return newSemaphore(seg, mem, bound), nil
 }
 
 // LookupSemaphore finds the Semaphore called name.
@@ -69,11 +70,11 @@ func LookupSemaphore(seg *shm.Segment, name string) (*Semaphore, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newSemaphore(mem, o.Aux), nil
+	return newSemaphore(seg, mem, o.Aux), nil
 }
 
-func newSemaphore(mem []byte, bound uint32) *Semaphore {
-	return &Semaphore{count: word(mem, semCount), waiters: word(mem, semWaiters), bound: bound, gate: futex.NewGate()}
+func newSemaphore(seg *shm.Segment, mem []byte, bound uint32) *Semaphore {
+	return &Semaphore{seg: seg, count: word(mem, semCount), waiters: word(mem, semWaiters), bound: bound, gate: futex.NewGate()}
 }
 
 // TryAcquire takes a permit if one is available.
@@ -99,6 +100,10 @@ func (s *Semaphore) Acquire(ctx context.Context) error {
 }
 
 func (s *Semaphore) acquireSlow(ctx context.Context) error {
+	if err := s.seg.Pin(); err != nil {
+		return err
+	}
+	defer s.seg.Unpin()
 	for {
 		if s.TryAcquire() {
 			return nil
@@ -106,7 +111,7 @@ func (s *Semaphore) acquireSlow(ctx context.Context) error {
 		s.waiters.Add(1)
 		var err error
 		if s.count.Load() == 0 {
-			err = sleep(ctx, s.gate, s.count, 0, zeroTime)
+			err = sleep(ctx, s.seg, s.gate, s.count, 0, zeroTime)
 		}
 		s.waiters.Add(math.MaxUint32) // -1
 		if err != nil && !errors.Is(err, futex.ErrTimeout) {

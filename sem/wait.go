@@ -7,16 +7,18 @@ import (
 	"unsafe"
 
 	"github.com/shmkit/shmkit/internal/futex"
+	"github.com/shmkit/shmkit/shm"
 )
 
 // sleep waits on word while it holds val, through gate, so that at most one
-// goroutine per object and process sleeps in the kernel. It returns nil on a
-// wakeup (possibly spurious), futex.ErrTimeout at limit, or ctx's error.
-func sleep(ctx context.Context, gate *futex.Gate, word *atomic.Uint32, val uint32, limit time.Time) error {
+// goroutine per object and process sleeps in the kernel. The caller holds a
+// pin on seg. It returns nil on a wakeup (possibly spurious),
+// futex.ErrTimeout at limit, ctx's error, or shm.ErrClosed.
+func sleep(ctx context.Context, seg *shm.Segment, gate *futex.Gate, word *atomic.Uint32, val uint32, limit time.Time) error {
 	if err := gate.Enter(ctx); err != nil {
 		return err
 	}
-	err := futex.WaitContext(ctx, word, val, limit)
+	err := seg.Sleep(ctx, word, val, limit)
 	gate.Leave()
 	return err
 }

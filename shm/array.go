@@ -2,6 +2,7 @@ package shm
 
 import (
 	"context"
+	"fmt"
 	"hash/fnv"
 	"reflect"
 	"sync/atomic"
@@ -84,9 +85,10 @@ func LookupArray[T any](s *Segment, name string) (*Array[T], error) {
 func newArray[T any](s *Segment, mem []byte, n int) *Array[T] {
 	a := &Array[T]{seg: s}
 	if n > 0 {
-		a.data = unsafe.Slice((*T)(unsafe.Pointer(&mem[arrayData])), n)
+		// unsafe.Add, not &mem[arrayData]: a zero-size T has no element byte.
+		a.data = unsafe.Slice((*T)(unsafe.Add(unsafe.Pointer(unsafe.SliceData(mem)), arrayData)), n)
 	}
-	a.mu = robust.New((*atomic.Uint32)(unsafe.Pointer(&mem[arrLock])), uint32(s.Self()), s.aliveWord)
+	a.mu = robust.New((*atomic.Uint32)(unsafe.Pointer(&mem[arrLock])), uint32(s.Self()), s.aliveWord, s)
 	return a
 }
 
@@ -147,8 +149,27 @@ func arrayType[T any]() (uint32, uint32, error) {
 		return 0, 0, errorf(ErrType, "%v holds pointers", t)
 	}
 	h := fnv.New32a()
-	h.Write([]byte(t.String()))
+	h.Write(typeShape(nil, t))
 	return uint32(t.Size()), h.Sum32(), nil
+}
+
+// typeShape describes t's memory layout: kinds, sizes, field names and
+// offsets, recursively. Two programs agree on an Array's element type when
+// their shapes match, whatever the type is called.
+func typeShape(b []byte, t reflect.Type) []byte {
+	b = fmt.Appendf(b, "%v/%d{", t.Kind(), t.Size())
+	switch t.Kind() {
+	case reflect.Array:
+		b = fmt.Appendf(b, "%d*", t.Len())
+		b = typeShape(b, t.Elem())
+	case reflect.Struct:
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			b = fmt.Appendf(b, "%s@%d:", f.Name, f.Offset)
+			b = typeShape(b, f.Type)
+		}
+	}
+	return append(b, '}')
 }
 
 // PointerFree reports whether values of t hold no pointers, so that their

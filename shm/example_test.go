@@ -55,7 +55,9 @@ func ExampleCreateAnonymous() {
 	defer seg.Close()
 	// seg.File() goes to a child through exec.Cmd.ExtraFiles; the child
 	// attaches with shm.OpenFile(os.NewFile(3, "seg")). Here, in-process:
-	peer, err := shm.OpenFile(seg.File())
+	f, _ := seg.File()
+	defer f.Close()
+	peer, err := shm.OpenFile(f)
 	if err != nil {
 		panic(err)
 	}

@@ -77,7 +77,12 @@ func TestInheritedAnonymousSegment(t *testing.T) {
 	n, _ := shm.NewValue[int64](seg, "n")
 	shm.NewValue[uint32](seg, "tok")
 	ctx := testutil.Context(t)
-	c := testutil.Spawn(t, "attach-inherited", testutil.Files(seg.File()))
+	f, err := seg.File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := testutil.Spawn(t, "attach-inherited", testutil.Files(f))
+	f.Close()
 	tok := awaitToken(t, ctx, seg, c)
 	if tok == seg.Self() {
 		t.Fatal("child shares the parent's participant token")

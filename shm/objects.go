@@ -21,6 +21,8 @@ type Object struct {
 // process that finds the object by Lookup always sees it initialized. It
 // returns the object's memory, which stays valid until Close.
 //
+// init must not call methods of s (it runs under s's allocation lock).
+//
 // Alloc takes the segment's allocation lock, an OFD lock that the kernel
 // releases if its holder dies, so a crash mid-Alloc cannot wedge the table.
 func (s *Segment) Alloc(name string, kind Kind, aux uint32, size int, init func(mem []byte) error) (Object, []byte, error) {
@@ -69,6 +71,9 @@ func (s *Segment) Alloc(name string, kind Kind, aux uint32, size int, init func(
 		return Object{}, nil, errorf(ErrFull, "object %q needs %d bytes, %d left", name, size, s.hdr.size-min(off, s.hdr.size))
 	}
 	mem := s.mem[off : off+uint64(size) : off+uint64(size)]
+	// A process that died inside an earlier init may have written here
+	// without publishing: objects start from zero whatever happened.
+	clear(mem)
 	if init != nil {
 		if err := init(mem); err != nil {
 			// Nothing was published and the space stays free: give it back

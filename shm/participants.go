@@ -40,7 +40,14 @@ func (s *Segment) slotOff(i int, field uint64) uint64 {
 // slot are ordered by the kernel: only one gets the lock.
 func (s *Segment) register() error {
 	start, _ := sysx.SelfStartTime()
-	for i := 0; i < int(s.hdr.partCap); i++ {
+	// Start the scan at a place given by the pid, so that churn spreads
+	// over the slots instead of wearing out slot 0's generation (19 bits:
+	// a dead owner's token could match again after 2^19 re-registrations
+	// of one slot).
+	n := int(s.hdr.partCap)
+	first := os.Getpid() % n
+	for k := 0; k < n; k++ {
+		i := (first + k) % n
 		ok, err := sysx.LockByte(s.f, lockBase+1+int64(i))
 		if err != nil {
 			return err
@@ -166,13 +173,6 @@ func (s *Segment) Stale() (bool, error) {
 	return true, nil
 }
 
-func (s *Segment) use() error {
-	s.closeMu.RLock()
-	if s.closed {
-		s.closeMu.RUnlock()
-		return ErrClosed
-	}
-	return nil
-}
+func (s *Segment) use() error { return s.Pin() }
 
-func (s *Segment) done() { s.closeMu.RUnlock() }
+func (s *Segment) done() { s.Unpin() }

@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -93,7 +92,14 @@ type config struct {
 	kind  Kind
 	objs  uint32
 	slots uint32
+	init  func(*Segment) error
 }
+
+// WithInit runs f on the new segment before its name is published (or, for
+// an anonymous segment, before it is returned): objects f allocates are
+// there for the first process that opens the name. If f fails, Create
+// fails and nothing is left behind.
+func WithInit(f func(*Segment) error) Option { return func(c *config) { c.init = f } }
 
 // WithMode sets the permission bits of a named segment (default 0600).
 // Open still refuses a segment owned by another user.
@@ -129,9 +135,16 @@ type Segment struct {
 	self Token // this handle's participant token
 
 	allocMu sync.Mutex // OFD locks do not exclude goroutines sharing one description
-	closeMu sync.RWMutex
-	closed  bool
-	cleanup runtime.Cleanup
+
+	// Lifetime. Every call that reads the mapping outside a fast path holds
+	// closeMu for reading (Pin); Close sets closing, wakes the futex words
+	// that pinned goroutines sleep on, and takes closeMu for writing only
+	// once they have all left, so nothing is unmapped under them.
+	closeMu  sync.RWMutex
+	closed   bool // under closeMu
+	closing  atomic.Bool
+	sleepMu  sync.Mutex
+	sleeping map[*atomic.Uint32]int
 }
 
 // Create creates the named segment with room for size bytes of objects.
@@ -169,22 +182,27 @@ func Create(name string, size int64, opts ...Option) (*Segment, error) {
 		f.Close()
 		return nil, err
 	}
+	s, err := attach(f, name, path, 0)
+	if err != nil {
+		return nil, err
+	}
+	if c.init != nil {
+		if err := c.init(s); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
 	if tmpName != "" {
 		err = os.Link(tmpName, path)
 	} else {
-		err = sysx.LinkTmpfile(f, path)
+		err = sysx.LinkTmpfile(s.f, path)
 	}
 	if err != nil {
-		f.Close()
+		s.Close()
 		if errors.Is(err, fs.ErrExist) || errors.Is(err, syscall.EEXIST) {
 			return nil, errorf(ErrExist, "%q", name)
 		}
 		return nil, fmt.Errorf("shm: publish %s: %w", path, err)
-	}
-	s, err := attach(f, name, path, 0)
-	if err != nil {
-		os.Remove(path)
-		return nil, err
 	}
 	return s, nil
 }
@@ -232,7 +250,17 @@ func CreateAnonymous(size int64, opts ...Option) (*Segment, error) {
 		f.Close()
 		return nil, err
 	}
-	return attach(f, "", "", 0)
+	s, err := attach(f, "", "", 0)
+	if err != nil {
+		return nil, err
+	}
+	if c.init != nil {
+		if err := c.init(s); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+	return s, nil
 }
 
 func newConfig(size int64, opts []Option) (config, int64, error) {
@@ -367,36 +395,34 @@ func attach(f *os.File, name, path string, kind Kind) (s *Segment, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("shm: mmap %d bytes: %w", size, err)
 	}
-	s = &Segment{name: name, path: path, f: f, mem: m, hdr: h, slot: -1}
+	s = &Segment{name: name, path: path, f: f, mem: m, hdr: h, slot: -1, sleeping: map[*atomic.Uint32]int{}}
 	if err := s.register(); err != nil {
 		m.Unmap()
 		return nil, err
 	}
-	s.cleanup = runtime.AddCleanup(s, release, resources{f: f, mem: m})
+	// No garbage-collection backstop unmaps a forgotten Segment: slices
+	// into the mapping (Array.Slice, a queue's Peek) are invisible to the
+	// collector, and unmapping under them would crash. Close it.
 	return s, nil
 }
 
-type resources struct {
-	f   *os.File
-	mem mmap.MMap
-}
-
-func release(r resources) {
-	r.mem.Unmap()
-	r.f.Close()
-}
-
-// Close unregisters this process and unmaps the segment. Objects taken from
-// the segment must not be used afterwards. A lock still held through this
+// Close unregisters this process and unmaps the segment. Calls blocked on
+// objects of the segment (a Lock, a Get) return ErrClosed, and Close waits
+// for them to leave before it unmaps. Other calls must not race with Close,
+// and objects must not be used after it. A lock still held through this
 // handle counts as abandoned: the next locker gets ErrOwnerDead.
 func (s *Segment) Close() error {
-	s.closeMu.Lock()
-	defer s.closeMu.Unlock()
-	if s.closed {
+	if !s.closing.CompareAndSwap(false, true) {
 		return ErrClosed
 	}
+	// TryLock, not Lock: a pending writer would block the read locks that
+	// blocked calls may still take on their way out.
+	for !s.closeMu.TryLock() {
+		s.wakeSleepers()
+		time.Sleep(50 * time.Microsecond)
+	}
+	defer s.closeMu.Unlock()
 	s.closed = true
-	s.cleanup.Stop()
 	if s.slot >= 0 {
 		// Clearing the pid tells readers of the table the slot is free; the
 		// OFD lock, dropped by the close below, is what proves it.
@@ -433,9 +459,23 @@ func Unlink(name string) error {
 // Name returns the segment's name ("" if anonymous).
 func (s *Segment) Name() string { return s.name }
 
-// File returns the segment's open file, to hand to a child process
-// (exec.Cmd.ExtraFiles). The child must attach with OpenFile.
-func (s *Segment) File() *os.File { return s.f }
+// File returns a new open file of the segment, to hand to a child process
+// (exec.Cmd.ExtraFiles); the child attaches with OpenFile. It is a fresh
+// open file description, holding none of this handle's participant locks,
+// so a child that outlives this process cannot make it look alive. The
+// caller closes it.
+func (s *Segment) File() (*os.File, error) {
+	if err := s.use(); err != nil {
+		return nil, err
+	}
+	defer s.done()
+	p := "/proc/self/fd/" + strconv.Itoa(int(s.f.Fd()))
+	f, err := os.OpenFile(p, os.O_RDWR|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, openErr(err, p)
+	}
+	return f, nil
+}
 
 // Info returns what the header says.
 func (s *Segment) Info() Info {

@@ -1,3 +1,5 @@
+//go:build linux
+
 package shm
 
 import (
@@ -316,18 +318,18 @@ func TestAnonymous(t *testing.T) {
 	if err := s.Unlink(); !errors.Is(err, ErrInvalidName) {
 		t.Errorf("Unlink of anonymous = %v, want ErrInvalidName", err)
 	}
-	seals, err := sysx.Seals(s.File())
+	seals, err := sysx.Seals(s.f)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if want := unix.F_SEAL_SHRINK | unix.F_SEAL_GROW; seals&want != want {
 		t.Errorf("seals %#x, want %#x set", seals, want)
 	}
-	if err := s.File().Truncate(4096); err == nil {
+	if err := s.f.Truncate(4096); err == nil {
 		t.Error("shrinking a sealed segment succeeded")
 	}
 
-	s2, err := OpenFile(s.File())
+	s2, err := OpenFile(s.f)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -356,7 +358,7 @@ func TestAnonymous(t *testing.T) {
 		t.Errorf("second handle sees %q", mem2)
 	}
 	// OpenFile leaves the caller's file open.
-	if _, err := s.File().Stat(); err != nil {
+	if _, err := s.f.Stat(); err != nil {
 		t.Errorf("File after OpenFile: %v", err)
 	}
 }
@@ -660,7 +662,7 @@ func TestTooManyParticipants(t *testing.T) {
 	if _, err := Open("full"); !errors.Is(err, ErrTooManyParticipants) {
 		t.Fatalf("third Open = %v, want ErrTooManyParticipants", err)
 	}
-	if _, err := OpenFile(s.File()); !errors.Is(err, ErrTooManyParticipants) {
+	if _, err := OpenFile(s.f); !errors.Is(err, ErrTooManyParticipants) {
 		t.Fatalf("OpenFile = %v, want ErrTooManyParticipants", err)
 	}
 }
@@ -703,7 +705,7 @@ func TestAliveDuringClose(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		peer, err := OpenFile(s.File())
+		peer, err := OpenFile(s.f)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -17,8 +17,8 @@ func Example() {
 	var word atomic.Uint32 // in real use: a word in a shm.Segment
 	dead := map[uint32]bool{}
 	alive := func(t uint32) bool { return !dead[t] }
-	a := robust.New(&word, 1, alive)
-	b := robust.New(&word, 2, alive)
+	a := robust.New(&word, 1, alive, nil)
+	b := robust.New(&word, 2, alive, nil)
 
 	a.Lock(context.Background())
 	dead[1] = true // a's process is gone; the kernel dropped its OFD lock

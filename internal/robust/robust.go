@@ -42,18 +42,48 @@ var (
 	ErrNotOwner = errors.New("lock not held by this process")
 )
 
+// Host is the segment the word lives in: it keeps the mapping alive while
+// a slow path runs (Pin) and lets Close wake sleepers (Sleep). A nil Host
+// sleeps with plain futex calls (tests, words outside a segment).
+type Host interface {
+	Pin() error
+	Unpin()
+	Sleep(ctx context.Context, word *atomic.Uint32, val uint32, limit time.Time) error
+}
+
 // Mutex is one process's handle on a lock word.
 type Mutex struct {
 	word  *atomic.Uint32
 	self  uint32
 	alive func(uint32) bool
+	host  Host
 	gate  *futex.Gate
 }
 
 // New returns a handle on word for the participant self; alive reports
 // whether a participant token is alive.
-func New(word *atomic.Uint32, self uint32, alive func(uint32) bool) *Mutex {
-	return &Mutex{word: word, self: self & OwnerMask, alive: alive, gate: futex.NewGate()}
+func New(word *atomic.Uint32, self uint32, alive func(uint32) bool, host Host) *Mutex {
+	return &Mutex{word: word, self: self & OwnerMask, alive: alive, host: host, gate: futex.NewGate()}
+}
+
+func (m *Mutex) pin() error {
+	if m.host == nil {
+		return nil
+	}
+	return m.host.Pin()
+}
+
+func (m *Mutex) unpin() {
+	if m.host != nil {
+		m.host.Unpin()
+	}
+}
+
+func (m *Mutex) sleep(ctx context.Context, val uint32, limit time.Time) error {
+	if m.host == nil {
+		return futex.WaitContext(ctx, m.word, val, limit)
+	}
+	return m.host.Sleep(ctx, m.word, val, limit)
 }
 
 // Word returns the lock word, for inspection.
@@ -70,6 +100,10 @@ func (m *Mutex) TryLock() error {
 }
 
 func (m *Mutex) tryLockSlow() error {
+	if err := m.pin(); err != nil {
+		return err
+	}
+	defer m.unpin()
 	for {
 		v := m.word.Load()
 		if done, err := m.acquire(v, 0, true); done {
@@ -114,6 +148,10 @@ func (m *Mutex) Lock(ctx context.Context) error {
 }
 
 func (m *Mutex) lockSlow(ctx context.Context) error {
+	if err := m.pin(); err != nil {
+		return err
+	}
+	defer m.unpin()
 	if runtime.GOMAXPROCS(0) > 1 {
 		for i := 0; i < spinIters; i++ {
 			v := m.word.Load()
@@ -128,6 +166,9 @@ func (m *Mutex) lockSlow(ctx context.Context) error {
 		}
 	}
 	var checked uint32 // owner whose liveness was last checked
+	// Re-check the owner at fixed times, not CheckInterval after each
+	// wakeup: spurious wakeups must not postpone the check.
+	nextCheck := time.Now().Add(CheckInterval)
 	for {
 		v := m.word.Load()
 		owner := v & OwnerMask
@@ -151,16 +192,17 @@ func (m *Mutex) lockSlow(ctx context.Context) error {
 		if err := m.gate.Enter(ctx); err != nil {
 			return err
 		}
-		err := futex.WaitContext(ctx, m.word, v, time.Now().Add(CheckInterval))
+		err := m.sleep(ctx, v, nextCheck)
 		m.gate.Leave()
 		switch {
-		case errors.Is(err, futex.ErrTimeout):
+		case errors.Is(err, futex.ErrTimeout) || !time.Now().Before(nextCheck):
 			checked = 0 // re-check the owner now
+			nextCheck = time.Now().Add(CheckInterval)
 		case err != nil:
 			// We may have consumed the wakeup of an Unlock that freed the
-			// lock; pass it on so another sleeper does not wait for its
-			// next liveness check.
-			if w := m.word.Load(); w&OwnerMask == 0 && w&Waiters != 0 {
+			// lock (Unlock clears the word to 0); pass it on so another
+			// sleeper does not wait for its next liveness check.
+			if w := m.word.Load(); w&OwnerMask == 0 && w != NotRecoverable {
 				futex.Wake(m.word, 1)
 			}
 			return err

@@ -14,7 +14,7 @@ import (
 // errors, never a panic or a hang for TryLock/Unlock.
 func TestScribbledWord(t *testing.T) {
 	var w atomic.Uint32
-	m := New(&w, 7, func(uint32) bool { return true })
+	m := New(&w, 7, func(uint32) bool { return true }, nil)
 	for _, v := range []uint32{OwnerMask, Waiters | 3, OwnerDied, OwnerDied | Waiters, 0xffffffff} {
 		w.Store(v)
 		if err := m.Unlock(); !errors.Is(err, ErrNotOwner) {
@@ -34,7 +34,7 @@ func TestWaitersBitWakes(t *testing.T) {
 	var wg sync.WaitGroup
 	var n int
 	for id := uint32(1); id <= 4; id++ {
-		m := New(&w, id, alive)
+		m := New(&w, id, alive, nil)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

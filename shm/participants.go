@@ -176,3 +176,17 @@ func (s *Segment) Stale() (bool, error) {
 func (s *Segment) use() error { return s.Pin() }
 
 func (s *Segment) done() { s.Unpin() }
+
+// SlotToken returns the token of whoever holds participant slot i now (or
+// held it last), or 0 if the slot was never used or i is out of range.
+// With Alive it tells whether the holder of a slot is alive.
+func (s *Segment) SlotToken(i int) Token {
+	if i < 0 || i >= int(s.hdr.partCap) {
+		return 0
+	}
+	gen := s.u32(s.slotOff(i, slotGen)).Load()
+	if gen == 0 {
+		return 0
+	}
+	return makeToken(i, gen)
+}

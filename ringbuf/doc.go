@@ -1,0 +1,48 @@
+// Package ringbuf provides lock-free message queues in shared memory:
+// Queue (SPSC or MPMC, variable-size messages, blocking with contexts,
+// copy, zero-copy and batch forms), JoinableQueue, and Pipe, a duplex
+// connection between two processes.
+//
+// # Data path
+//
+// A producer copies a message once into the ring (or writes it in place
+// through Reserve/Commit) and publishes it with one atomic store; the
+// consumer reads it in place (Peek) or copies it out (GetInto). No syscall
+// happens on that path unless a peer is asleep: sleepers announce
+// themselves in a waiters word, and a waker calls FUTEX_WAKE only when it
+// sees one. A blocked call first spins (Options.Spin; skipped at
+// GOMAXPROCS=1, where the peer cannot run meanwhile), then sleeps on a
+// futex. BusyPoll trades a CPU for the lowest latency.
+//
+// The SPSC ring (spsc.go) is a byte ring of records that never wrap, so
+// each message is one contiguous slice. The MPMC ring (mpmc.go) is a ring
+// of fixed-size slots with per-slot sequence numbers. Each file begins with
+// its protocol, the memory-ordering argument, and how a crashed peer is
+// handled; notify.go argues why no wakeup is lost.
+//
+// # Crashes and hostile peers
+//
+// In MPMC mode, a producer killed between claiming a slot and publishing it
+// does not stall the consumers: once the kernel proves it dead (its
+// participant lock, see shm), its slot is padded over and counted in
+// Stats.DeadProducerSlots. A consumer killed holding a message loses that
+// message only, counted in Stats.DeadConsumerLosses. A stopped producer is
+// alive, and is waited for. In SPSC mode a side held by a dead process is
+// taken over by the next handle that produces (or consumes).
+//
+// Every counter, length and flag read from the ring is read once into a
+// local and validated before use; a corrupt ring makes calls fail with
+// ErrCorrupt (which matches shm.ErrCorrupt) and the handle unusable, never
+// a panic or an out-of-bounds read.
+//
+// # Caveats
+//
+//   - A handle serializes its own goroutines on each side; open one handle
+//     per goroutine for parallelism within a process.
+//   - MPMC slots are MaxMessage bytes each: choose MaxMessage to fit the
+//     messages, or the ring holds few of them.
+//   - Counters in Stats are written without atomics by their single
+//     writer; a snapshot may lag a running process slightly.
+//   - A message Put concurrently with Close may or may not be delivered;
+//     one whose Put returned before Close is.
+package ringbuf

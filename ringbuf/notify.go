@@ -1,0 +1,92 @@
+package ringbuf
+
+// Sleeping and waking: the "notifier" protocol.
+//
+// A notifier is two words on their own cache line: seq (the futex word) and
+// waiters (how many goroutines, in any process, may be asleep on seq).
+//
+// Sleeper (a consumer finding the ring empty, or a producer finding it
+// full):
+//
+//	waiters+1; s := seq; re-check the ring; if still blocked,
+//	FUTEX_WAIT(seq, s); waiters-1
+//
+// Waker (after publishing a record, or freeing space):
+//
+//	publish (atomic store); if waiters > 0 { seq+1; FUTEX_WAKE(seq, n) }
+//
+// Why no wakeup is lost (all atomics here are sequentially consistent): if
+// the waker's load of waiters saw 0, the sleeper's increment comes later in
+// the total order, so its re-check of the ring comes after the publish and
+// sees it. If the waker saw the sleeper, it bumps seq: a sleeper that read
+// s before the bump fails FUTEX_WAIT with EAGAIN or is asleep and woken; one
+// that read s after the bump re-checks the ring after the publish. The cost
+// on the fast path is one load of a line that changes only when someone
+// goes to sleep.
+
+import (
+	"context"
+	"math"
+	"runtime"
+	"sync/atomic"
+	"time"
+
+	"github.com/shmkit/shmkit/internal/futex"
+	"github.com/shmkit/shmkit/shm"
+)
+
+type notifier struct {
+	seg     *shm.Segment
+	seq     *atomic.Uint32
+	waiters *atomic.Uint32
+	gate    *futex.Gate
+}
+
+// wake wakes up to n sleepers if any announced themselves. It reports
+// whether it made the syscall.
+func (n *notifier) wake(k int) bool {
+	if n.waiters.Load() == 0 {
+		return false
+	}
+	n.seq.Add(1)
+	futex.Wake(n.seq, k)
+	return true
+}
+
+// sleep blocks until ready() holds, ctx ends, the limit passes
+// (futex.ErrTimeout) or the segment closes (shm.ErrClosed). It spins first
+// for up to spin iterations. sleeps counts the times it entered the kernel.
+// The caller holds a pin on the segment.
+func (n *notifier) sleep(ctx context.Context, spin int, limit time.Time, ready func() bool, sleeps *uint64) error {
+	for i := 0; i < spin; i++ {
+		if ready() {
+			return nil
+		}
+		if i&63 == 63 {
+			runtime.Gosched()
+		}
+	}
+	n.waiters.Add(1)
+	defer n.waiters.Add(math.MaxUint32)
+	for {
+		s := n.seq.Load()
+		if ready() {
+			return nil
+		}
+		if err := n.gate.Enter(ctx); err != nil {
+			return err
+		}
+		*sleeps++
+		err := n.seg.Sleep(ctx, n.seq, s, limit)
+		n.gate.Leave()
+		if err != nil {
+			if ready() {
+				// We may have swallowed the wakeup meant for another
+				// sleeper; pass it on before giving up.
+				n.seq.Add(1)
+				futex.Wake(n.seq, 1)
+			}
+			return err
+		}
+	}
+}

@@ -30,9 +30,11 @@ const (
 	stuckGrace = 10 * time.Millisecond
 )
 
-// testHookClaimed, when set by a test, runs after an MPMC producer claims a
-// position and before it publishes it: the window a crash test kills in.
-var testHookClaimed func()
+// Test hooks, set only by tests before any queue is used: testHookClaimed
+// runs after an MPMC producer claims a position and before it publishes it;
+// testHookGot after an MPMC consumer claims a message and before it frees
+// the slot. They are the windows crash tests kill in.
+var testHookClaimed, testHookGot func()
 
 // Queue is a message queue in shared memory between processes: Python's
 // multiprocessing.Queue, without a feeder thread or pickling. One process
@@ -675,6 +677,9 @@ func (q *Queue) nextMPMC(limit int) ([]byte, uint64, uint32, bool, error) {
 			if flags == recDead {
 				q.mp.free(pos) // padded over for a dead producer: skip
 				continue
+			}
+			if testHookGot != nil {
+				testHookGot()
 			}
 			return q.mp.payload(pos, n), pos, flags, true, nil
 		case stuck:

@@ -64,6 +64,9 @@ const (
 	cMaxMsg   = 4  // uint32
 	cCapacity = 8  // uint64: SPSC bytes, or MPMC slots
 	cSlotSize = 16 // uint32: MPMC slot size in bytes (0 for SPSC)
+	// closed shares the read-mostly config line: every put reads it, and
+	// it is written once.
+	cClosed = 64 // uint32: 1 once closed
 
 	// Producer line: SPSC tail / MPMC enqueue position; written by
 	// producers only.
@@ -77,7 +80,6 @@ const (
 	cNotEmpty = 3 * line // seq @+0, waiters @+4: consumers sleep here
 	cNotFull  = 4 * line // producers sleep here
 	// State line.
-	cClosed     = 5 * line    // uint32: 1 once closed
 	cUnfinished = 5*line + 8  // uint64: JoinableQueue tasks not yet done
 	cJoinSeq    = 5*line + 16 // uint32: futex word for Join
 	cJoinWait   = 5*line + 20 // uint32: Join waiters

@@ -640,6 +640,10 @@ func (q *Queue) next(limit int) (msg []byte, end uint64, flags uint32, err error
 				err = q.fail(err)
 			} else if ok && limit >= 0 && len(msg) > limit {
 				err = ErrShortBuffer
+			} else if !ok {
+				// Empty: next published our head; a producer that waits
+				// for room must hear of it.
+				q.wakeProducers(1)
 			}
 			flags = recData
 		}
@@ -691,12 +695,11 @@ func (q *Queue) nextMPMC(limit int) ([]byte, uint64, uint32, bool, error) {
 	}
 }
 
-// finishGet releases what next returned.
-func (q *Queue) finishGet(end uint64, n int, publish bool) {
+// finishGet consumes what next returned. MPMC frees the slot at once;
+// SPSC only advances (see releaseSPSC).
+func (q *Queue) finishGet(end uint64, n int) {
 	if q.mode == MPMC {
 		q.mp.free(end)
-	} else if publish {
-		q.sp.release(end)
 	} else {
 		q.sp.consume(end)
 	}
@@ -704,7 +707,19 @@ func (q *Queue) finishGet(end uint64, n int, publish bool) {
 	q.bump(sBytesOut, uint64(n))
 }
 
+// wakeProducers makes freed space visible and wakes up to k sleeping
+// producers. For SPSC the head is published lazily, but always when a
+// producer announced it waits: it announces before re-reading head, and we
+// load the announcement after our store, so one of us sees the other.
 func (q *Queue) wakeProducers(k int) {
+	if q.mode == SPSC {
+		if !q.sp.lazyRelease() {
+			if q.notFull.waiters.Load() == 0 {
+				return
+			}
+			q.sp.releaseHead()
+		}
+	}
 	if q.notFull.wake(k) {
 		q.bump(sWakeups, 1)
 	}
@@ -727,7 +742,7 @@ func (q *Queue) tryGet(buf []byte, alloc bool) ([]byte, int, error) {
 	} else {
 		copy(buf, msg)
 	}
-	q.finishGet(end, n, true)
+	q.finishGet(end, n)
 	q.wakeProducers(1)
 	return out, n, nil
 }
@@ -860,14 +875,11 @@ func (q *Queue) tryGetBatch(buf []byte, sizes []int) (int, error) {
 		copy(buf[used:], msg)
 		sizes[k] = len(msg)
 		used += len(msg)
-		q.finishGet(end, len(msg), false)
+		q.finishGet(end, len(msg))
 		k++
 	}
 	if k == 0 {
 		return 0, err
-	}
-	if q.mode == SPSC {
-		q.sp.releaseHead()
 	}
 	q.wakeProducers(k)
 	return k, nil
@@ -1000,7 +1012,7 @@ func (q *Queue) Release() error {
 	if q.mode == MPMC {
 		q.mp.free(p.pos)
 	} else {
-		q.sp.release(p.end)
+		q.sp.consume(p.end)
 	}
 	q.bump(sGets, 1)
 	q.wakeProducers(1)

@@ -53,7 +53,8 @@ type spsc struct {
 	headCache uint64
 
 	// Consumer-private.
-	chead     uint64 // head through the last released record
+	chead     uint64 // our head: everything below is consumed
+	headPub   uint64 // the head we last published
 	tailCache uint64
 }
 
@@ -78,7 +79,7 @@ func (r *spsc) attachConsumer() error {
 	if t < h || t-h > r.cap || h%8 != 0 {
 		return corruptf("tail %d, head %d, capacity %d", t, h, r.cap)
 	}
-	r.chead, r.tailCache = h, t
+	r.chead, r.headPub, r.tailCache = h, h, t
 	return nil
 }
 
@@ -165,6 +166,10 @@ func (r *spsc) next() (msg []byte, end uint64, ok bool, err error) {
 			}
 			r.tailCache = t
 			if t == h {
+				// Empty: publish our head before anyone may sleep on it.
+				if r.headPub != h {
+					r.releaseHead()
+				}
 				return nil, 0, false, nil
 			}
 		}
@@ -196,18 +201,26 @@ func (r *spsc) next() (msg []byte, end uint64, ok bool, err error) {
 	}
 }
 
-// release frees everything before end for the producer.
-func (r *spsc) release(end uint64) {
-	r.chead = end
-	r.releaseHead()
-}
-
 // consume moves the consumer past a record without freeing it yet.
 func (r *spsc) consume(end uint64) { r.chead = end }
+
+// lazyRelease publishes the head only when an eighth of the ring has been
+// consumed since the last publication; the caller also publishes when a
+// producer waits for room (see Queue.releaseSPSC) and next publishes when
+// the ring runs empty. That saves a store to a shared line per message
+// while the producer is not short of room.
+func (r *spsc) lazyRelease() bool {
+	if r.chead-r.headPub >= r.cap/8 {
+		r.releaseHead()
+		return true
+	}
+	return false
+}
 
 func (r *spsc) releaseHead() {
 	// Invariant: the consumer no longer reads below chead. This store lets
 	// the producer overwrite it.
+	r.headPub = r.chead
 	r.head.Store(r.chead)
 }
 

@@ -42,11 +42,13 @@ type Options struct {
 	// SPSC, 4 KiB for MPMC). An SPSC record takes len+8 bytes rounded up to
 	// 8; MaxMessage must leave room for two records.
 	MaxMessage int
-	// Spin is how many times a blocked call re-checks the ring before it
-	// sleeps in the kernel (default 2000, about 2–10 µs; 0 takes the
-	// default, negative disables spinning). Spinning is skipped when
-	// GOMAXPROCS is 1: the peer cannot run meanwhile.
-	Spin int
+	// Spin bounds how long a blocked call re-checks the ring before it
+	// sleeps in the kernel (0 takes the default, 50 µs; negative disables
+	// spinning). Within that bound the handle adapts: it spins about twice
+	// as long as its recent short waits lasted, and stops spinning when
+	// waits are long (the peer is idle). Spinning is skipped when the peer
+	// cannot run meanwhile: GOMAXPROCS or the CPUs available is 1.
+	Spin time.Duration
 	// BusyPoll makes blocked calls of this handle spin (yielding to the Go
 	// scheduler) instead of sleeping: lowest latency, one CPU kept busy.
 	BusyPoll bool

@@ -25,6 +25,8 @@ package ringbuf
 // goes to sleep.
 
 import (
+	"errors"
+	"os"
 	"context"
 	"math"
 	"runtime"
@@ -40,6 +42,12 @@ type notifier struct {
 	seq     *atomic.Uint32
 	waiters *atomic.Uint32
 	gate    *futex.Gate
+
+	// Optional netpoller wake channel (experimental): sleepers block in a
+	// Read of rd, parked in the Go scheduler instead of FUTEX_WAIT; wakers
+	// write a byte to wr.
+	rd, wr *os.File
+	rbuf   [64]byte
 }
 
 // wake wakes up to n sleepers if any announced themselves. It reports
@@ -49,23 +57,25 @@ func (n *notifier) wake(k int) bool {
 		return false
 	}
 	n.seq.Add(1)
+	if n.wr != nil {
+		var b [1]byte
+		n.wr.Write(b[:]) // a full pipe already holds a wakeup
+		return true
+	}
 	futex.Wake(n.seq, k)
 	return true
 }
 
 // sleep blocks until ready() holds, ctx ends, the limit passes
 // (futex.ErrTimeout) or the segment closes (shm.ErrClosed). It spins first
-// for up to spin iterations. sleeps counts the times it entered the kernel.
-// The caller holds a pin on the segment.
-func (n *notifier) sleep(ctx context.Context, spin int, limit time.Time, ready func() bool, sleeps *uint64) error {
-	for i := 0; i < spin; i++ {
-		if ready() {
-			return nil
-		}
-		if i&63 == 63 {
-			runtime.Gosched()
-		}
+// (see spinner). sleeps counts the times it entered the kernel. The caller
+// holds a pin on the segment.
+func (n *notifier) sleep(ctx context.Context, sp *spinner, limit time.Time, ready func() bool, sleeps *uint64) error {
+	start := time.Now()
+	if sp.spin(start, ready) {
+		return nil
 	}
+	defer func() { sp.learn(time.Since(start)) }()
 	n.waiters.Add(1)
 	defer n.waiters.Add(math.MaxUint32)
 	for {
@@ -77,7 +87,12 @@ func (n *notifier) sleep(ctx context.Context, spin int, limit time.Time, ready f
 			return err
 		}
 		*sleeps++
-		err := n.seg.Sleep(ctx, n.seq, s, limit)
+		var err error
+		if n.rd != nil {
+			err = n.sleepFd(ctx, s, limit)
+		} else {
+			err = n.seg.Sleep(ctx, n.seq, s, limit)
+		}
 		n.gate.Leave()
 		if err != nil {
 			if ready() {
@@ -88,5 +103,79 @@ func (n *notifier) sleep(ctx context.Context, spin int, limit time.Time, ready f
 			}
 			return err
 		}
+	}
+}
+
+func (n *notifier) sleepFd(ctx context.Context, s uint32, limit time.Time) error {
+	if n.seq.Load() != s {
+		return nil
+	}
+	d := limit
+	if dl, ok := ctx.Deadline(); ok && (d.IsZero() || dl.Before(d)) {
+		d = dl
+	}
+	n.rd.SetReadDeadline(d)
+	_, err := n.rd.Read(n.rbuf[:])
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return futex.ErrTimeout
+		}
+		return err
+	}
+	return nil
+}
+
+// spinner decides how long a blocked call spins before sleeping. A sleep
+// costs a FUTEX_WAIT and, worse, a wakeup of an idle CPU (tens of µs on a
+// VM); spinning costs a CPU. The spinner spins up to budget, which it
+// adapts from the waits it sees: a wait that ended soon after the spin gave
+// up (within 4x the budget) means a longer spin would have caught it, so
+// the budget doubles (up to max); a long wait means the peer was idle, so it
+// halves (down to 1 µs, where it stops mattering).
+type spinner struct {
+	max, budget time.Duration
+}
+
+const minSpin = time.Microsecond
+
+func newSpinner(max time.Duration) spinner {
+	if max == 0 {
+		max = defaultSpin
+	}
+	return spinner{max: max, budget: max}
+}
+
+// spin re-checks ready until it holds (true) or the budget is spent.
+func (s *spinner) spin(start time.Time, ready func() bool) bool {
+	if s.max <= 0 || runtime.GOMAXPROCS(0) < 2 || runtime.NumCPU() < 2 {
+		return ready()
+	}
+	for i := 1; ; i++ {
+		if ready() {
+			return true
+		}
+		if i&31 == 0 {
+			if time.Since(start) >= s.budget {
+				return false
+			}
+			if i&1023 == 0 {
+				runtime.Gosched() // let a peer goroutine in this process run
+			}
+		}
+	}
+}
+
+// learn adapts the budget to a wait that spun and then slept for d in all.
+func (s *spinner) learn(d time.Duration) {
+	if s.max <= 0 {
+		return
+	}
+	if d < 4*s.budget {
+		s.budget = min(2*s.budget, s.max)
+	} else {
+		s.budget = max(s.budget/2, minSpin)
 	}
 }

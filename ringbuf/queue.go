@@ -24,7 +24,7 @@ const (
 const (
 	defaultCapacity = 1 << 20
 	defaultMPMCMax  = 4 << 10
-	defaultSpin     = 2000
+	defaultSpin     = 50 * time.Microsecond
 	// stuckGrace is how long a side waits on a claimed-but-unfinished
 	// position before asking the kernel whether its claimant died.
 	stuckGrace = 10 * time.Millisecond
@@ -56,7 +56,8 @@ type Queue struct {
 	notFull  notifier
 	maxMsg   int
 	capacity int
-	spin     int
+	pspin    spinner // producer side (under pmu)
+	cspin    spinner // consumer side (under cmu)
 	busy     bool
 
 	pmu      sync.Mutex // producer side of this handle
@@ -69,7 +70,8 @@ type Queue struct {
 	peek     peekState
 	cStuck   stuckState
 
-	broken atomic.Pointer[error]
+	broken   atomic.Pointer[error]
+	detached atomic.Bool // set by Detach: later calls fail with shm.ErrClosed
 }
 
 type reservation struct {
@@ -265,7 +267,7 @@ func attachIn(seg *shm.Segment, prefix string, o Options) (q *Queue, err error) 
 	mode := Mode(c.u32(cMode).Load())
 	maxMsg := uint64(c.u32(cMaxMsg).Load())
 	capWord := c.u64(cCapacity).Load()
-	q = &Queue{seg: seg, mode: mode, ctl: c, maxMsg: int(maxMsg), spin: o.Spin, busy: o.BusyPoll}
+	q = &Queue{seg: seg, mode: mode, ctl: c, maxMsg: int(maxMsg), pspin: newSpinner(o.Spin), cspin: newSpinner(o.Spin), busy: o.BusyPoll}
 	switch {
 	case mode != Mode(co.Aux):
 		return nil, corruptf("mode %d, object says %d", mode, co.Aux)
@@ -328,19 +330,20 @@ func (q *Queue) brokenErr() error {
 	return nil
 }
 
-func (q *Queue) spinN() int {
-	if q.spin < 0 || runtime.GOMAXPROCS(0) < 2 {
-		return 0
-	}
-	return q.spin
-}
 
 // SetBusyPoll makes this handle's blocked calls spin instead of sleeping.
 func (q *Queue) SetBusyPoll(on bool) { q.busy = on }
 
-// SetSpin sets how many times this handle's blocked calls re-check before
-// sleeping (negative: never spin).
-func (q *Queue) SetSpin(n int) { q.spin = n }
+// SetSpin sets the bound on this handle's spinning before it sleeps
+// (negative: never spin). See Options.Spin.
+func (q *Queue) SetSpin(d time.Duration) {
+	q.pmu.Lock()
+	q.pspin = newSpinner(d)
+	q.pmu.Unlock()
+	q.cmu.Lock()
+	q.cspin = newSpinner(d)
+	q.cmu.Unlock()
+}
 
 // takeRole claims an SPSC side for this handle. A side held by a dead
 // participant (kernel-proven) is taken over.
@@ -363,6 +366,9 @@ func (q *Queue) takeRole(off int) error {
 }
 
 func (q *Queue) prodReady() error {
+	if q.detached.Load() {
+		return shm.ErrClosed
+	}
 	if err := q.brokenErr(); err != nil {
 		return err
 	}
@@ -382,6 +388,9 @@ func (q *Queue) prodReady() error {
 }
 
 func (q *Queue) consReady() error {
+	if q.detached.Load() {
+		return shm.ErrClosed
+	}
 	if err := q.brokenErr(); err != nil {
 		return err
 	}
@@ -517,10 +526,10 @@ func (q *Queue) waitRoom(ctx context.Context, n int) error {
 		}
 		return q.sp.room(uint64(n))
 	}
-	return q.wait(ctx, &q.notFull, ready, &q.pStuck)
+	return q.wait(ctx, &q.notFull, &q.pspin, ready, &q.pStuck)
 }
 
-func (q *Queue) wait(ctx context.Context, n *notifier, ready func() bool, st *stuckState) error {
+func (q *Queue) wait(ctx context.Context, n *notifier, sp *spinner, ready func() bool, st *stuckState) error {
 	if q.busy {
 		for i := 0; !ready(); i++ {
 			if err := ctx.Err(); err != nil {
@@ -542,7 +551,7 @@ func (q *Queue) wait(ctx context.Context, n *notifier, ready func() bool, st *st
 	if !st.since.IsZero() {
 		limit = time.Now().Add(stuckGrace)
 	}
-	err := n.sleep(ctx, q.spinN(), limit, ready, q.counter(sSleeps))
+	err := n.sleep(ctx, sp, limit, ready, q.counter(sSleeps))
 	if errors.Is(err, futex.ErrTimeout) {
 		return nil // the caller re-checks, and recovers a dead claimant
 	}
@@ -621,7 +630,7 @@ func (q *Queue) waitMsg(ctx context.Context) error {
 		}
 		return q.sp.ready()
 	}
-	return q.wait(ctx, &q.notEmpty, ready, &q.cStuck)
+	return q.wait(ctx, &q.notEmpty, &q.cspin, ready, &q.cStuck)
 }
 
 // next finds the next message in place without consuming it. For MPMC it
@@ -1026,6 +1035,10 @@ func (q *Queue) Release() error {
 // consumers receive what was already published, then ErrClosed. Blocked
 // producers and consumers are woken. It does not detach this handle.
 func (q *Queue) Close() error {
+	if err := q.seg.Pin(); err != nil {
+		return err
+	}
+	defer q.seg.Unpin()
 	// Invariant: once set, closed never clears. It is stored after every
 	// put that returned nil in this process, so consumers that see it and
 	// look once more find those messages.
@@ -1038,9 +1051,14 @@ func (q *Queue) Close() error {
 // Detach releases this handle: its SPSC side (if held) and its mapping.
 // Calls blocked on it return shm.ErrClosed. The queue itself stays.
 func (q *Queue) Detach() error {
+	if err := q.seg.Pin(); err != nil {
+		return err
+	}
+	q.detached.Store(true)
 	self := uint32(q.seg.Self())
 	q.ctl.u32(cProducer).CompareAndSwap(self, 0)
 	q.ctl.u32(cConsumer).CompareAndSwap(self, 0)
+	q.seg.Unpin()
 	return q.seg.Close()
 }
 
@@ -1071,14 +1089,22 @@ func (q *Queue) Cap() int { return q.capacity }
 // from the put and get counters and may lag by a message or two.
 func (q *Queue) Len() int {
 	if q.mode == MPMC {
+		if q.seg.Pin() != nil {
+			return 0
+		}
+		defer q.seg.Unpin()
 		return int(q.mp.depth())
 	}
 	st := q.Stats()
 	return st.Len
 }
 
-// Stats sums every participant's counters.
+// Stats sums every participant's counters (zero after Detach).
 func (q *Queue) Stats() Stats {
+	if q.seg.Pin() != nil {
+		return Stats{}
+	}
+	defer q.seg.Unpin()
 	parts := (len(q.ctl.mem) - ctlFixed) / statsLine
 	var st Stats
 	for i := 0; i < parts; i++ {

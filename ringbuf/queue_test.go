@@ -244,3 +244,30 @@ func TestZeroAllocs(t *testing.T) {
 		}
 	})
 }
+
+func TestUseAfterDetach(t *testing.T) {
+	forModes(t, func(t *testing.T, mode Mode) {
+		q, err := CreateAnonymous(Options{Mode: mode, Capacity: 4096, MaxMessage: 64})
+		if err != nil {
+			t.Fatal(err)
+		}
+		q.Detach()
+		ctx := context.Background()
+		for name, err := range map[string]error{
+			"Put":    q.Put(ctx, []byte("x")),
+			"TryPut": q.TryPut(nil),
+			"Close":  q.Close(),
+			"Detach": q.Detach(),
+		} {
+			if err == nil {
+				t.Errorf("%s after Detach succeeded", name)
+			}
+		}
+		if _, err := q.Get(ctx); err == nil {
+			t.Error("Get after Detach succeeded")
+		}
+		if q.Len() != 0 || q.Stats().Puts != 0 {
+			t.Error("Len/Stats after Detach not zero")
+		}
+	})
+}

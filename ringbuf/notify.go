@@ -25,10 +25,10 @@ package ringbuf
 // goes to sleep.
 
 import (
-	"errors"
-	"os"
 	"context"
+	"errors"
 	"math"
+	"os"
 	"runtime"
 	"sync/atomic"
 	"time"

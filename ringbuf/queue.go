@@ -330,7 +330,6 @@ func (q *Queue) brokenErr() error {
 	return nil
 }
 
-
 // SetBusyPoll makes this handle's blocked calls spin instead of sleeping.
 func (q *Queue) SetBusyPoll(on bool) { q.busy = on }
 

@@ -87,13 +87,21 @@ func (r *mpmc) claimPutPos() (pos uint64, st claimState, err error) {
 			if r.tail.CompareAndSwap(p, p+1) {
 				return p, claimed, nil
 			}
+			// Lost the race: withdraw the claim, or we would look like a
+			// live claimant of p and shield the winner if it dies.
+			r.claimPut.Store(0)
 		case p >= r.nslots && (seq == p-r.nslots || seq == p-r.nslots+1):
 			// The slot still holds lap p-nslots: full, unless its consumer
 			// took it (head > p-nslots) and is slow or dead.
 			q := p - r.nslots
+			r.withdraw(r.claimPut)
 			if h := r.head.Load(); h > q && seq == q+1 {
-				if h-q > r.nslots {
-					return 0, 0, corruptf("head %d, tail %d, %d slots", h, p, r.nslots)
+				// head <= tail always holds: a head beyond a tail loaded
+				// after it is corruption, not a stale p.
+				if t := r.tail.Load(); h > t {
+					return 0, 0, corruptf("head %d beyond tail %d", h, t)
+				} else if t != p {
+					continue // p went stale; look again
 				}
 				return q, stuck, nil
 			}
@@ -105,6 +113,14 @@ func (r *mpmc) claimPutPos() (pos uint64, st claimState, err error) {
 				return 0, 0, corruptf("slot of position %d has sequence %d", p, seq)
 			}
 		}
+	}
+}
+
+// withdraw clears a claim word that no longer names a position we hold
+// (a handle has at most one claim outstanding, and none when it blocks).
+func (r *mpmc) withdraw(w *atomic.Uint64) {
+	if w.Load() != 0 {
+		w.Store(0)
 	}
 }
 
@@ -142,14 +158,28 @@ func (r *mpmc) claimGetPos(limit int) (pos uint64, n int, flags uint32, st claim
 			if r.head.CompareAndSwap(p, p+1) {
 				return p, int(n), flags, claimed, nil
 			}
+			r.claimGet.Store(0) // lost the race: withdraw (see claimPutPos)
 		case seq == p:
+			r.withdraw(r.claimGet)
 			t := r.tail.Load()
+			if t < p && r.head.Load() == p {
+				return 0, 0, 0, 0, corruptf("head %d beyond tail %d", p, t)
+			}
 			if t > p {
 				if t-p > r.nslots {
+					// tail <= head+nslots always holds, unless p is stale.
+					if r.head.Load() != p {
+						continue
+					}
 					return 0, 0, 0, 0, corruptf("tail %d, head %d, %d slots", t, p, r.nslots)
 				}
 				return p, 0, 0, stuck, nil
 			}
+			return p, 0, 0, blocked, nil
+		case p >= r.nslots && seq == p+1-r.nslots:
+			// The slot still holds lap p-nslots, taken by a consumer that
+			// has not freed it yet: nothing for p has been produced.
+			r.withdraw(r.claimGet)
 			return p, 0, 0, blocked, nil
 		default:
 			if r.head.Load() == p {
@@ -171,14 +201,27 @@ func (r *mpmc) free(pos uint64) {
 	r.seq(pos).Store(pos + r.nslots)
 }
 
-func (r *mpmc) readyGet() bool {
+// readyGet reports whether a consumer should look at the ring again: the
+// message at head is published, or (unless it already waits on a stuck
+// claim, and re-checks that on a timer) a producer has claimed head, which
+// may be dead.
+func (r *mpmc) readyGet(stuck bool) bool {
 	p := r.head.Load()
-	return r.seq(p).Load() == p+1
+	if r.seq(p).Load() == p+1 {
+		return true
+	}
+	return !stuck && r.tail.Load() > p
 }
 
-func (r *mpmc) readyPut() bool {
+// readyPut is the producer's counterpart: the slot at tail is free, or it
+// is held by a consumer (head moved past its lap), which may be dead.
+func (r *mpmc) readyPut(stuck bool) bool {
 	p := r.tail.Load()
-	return r.seq(p).Load() == p
+	seq := r.seq(p).Load()
+	if seq == p {
+		return true
+	}
+	return !stuck && p >= r.nslots && seq == p-r.nslots+1 && r.head.Load() > p-r.nslots
 }
 
 func (r *mpmc) depth() uint64 {

@@ -521,7 +521,7 @@ func (q *Queue) waitRoom(ctx context.Context, n int) error {
 			return true
 		}
 		if q.mode == MPMC {
-			return q.mp.readyPut()
+			return q.mp.readyPut(!q.pStuck.since.IsZero())
 		}
 		return q.sp.room(uint64(n))
 	}
@@ -625,7 +625,7 @@ func (q *Queue) waitMsg(ctx context.Context) error {
 			return true
 		}
 		if q.mode == MPMC {
-			return q.mp.readyGet()
+			return q.mp.readyGet(!q.cStuck.since.IsZero())
 		}
 		return q.sp.ready()
 	}
@@ -665,6 +665,19 @@ func (q *Queue) next(limit int) (msg []byte, end uint64, flags uint32, err error
 			continue
 		}
 		if attempt > 0 {
+			// Closed. A position still claimed but unpublished stands
+			// between us and what follows: recover it now if its producer
+			// is dead; if it lives, its message is still coming.
+			if q.mode == MPMC && q.mp.tail.Load() != q.mp.head.Load() {
+				if p := q.mp.head.Load(); q.mp.seq(p).Load() == p {
+					if q.recoverProducer(p) {
+						attempt = 0
+						continue
+					}
+					q.bump(sEmpty, 1)
+					return nil, 0, 0, ErrEmpty
+				}
+			}
 			return nil, 0, 0, ErrClosed
 		}
 		q.bump(sEmpty, 1)

@@ -45,4 +45,8 @@
 //     writer; a snapshot may lag a running process slightly.
 //   - A message Put concurrently with Close may or may not be delivered;
 //     one whose Put returned before Close is.
+//   - The race detector does not see the ordering that atomics on shared
+//     memory provide (it tracks only the Go heap). Plain Go variables that
+//     two goroutines of one process hand over through a queue can be
+//     reported as racing under -race; hand data over in the messages.
 package ringbuf

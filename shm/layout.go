@@ -15,8 +15,10 @@ import (
 //	[.., +64*partCap)    participant table: 64-byte slots
 //	[dataOff, size)      objects, 64-byte aligned (dataOff is page-aligned)
 //
-// Byte lockBase+0 of the file is the allocation lock and lockBase+1+i the
-// liveness lock of participant slot i (OFD locks; they lie far beyond the
+// Byte lockBase+0 of the file is the allocation lock, lockBase-1 the gc
+// lock (attach holds it shared while it registers, gc exclusive while it
+// decides to unlink), and lockBase+1+i the liveness lock of participant
+// slot i (OFD locks; they lie far beyond the
 // file's end, which POSIX locks allow, so they never cover data).
 const (
 	Magic        = "\x7fSHMKIT\x00"
@@ -32,6 +34,7 @@ const (
 	MaxObjectLen = 40
 
 	lockBase = 1 << 40
+	lockGC   = lockBase - 1
 
 	// Header field offsets.
 	offMagic        = 0

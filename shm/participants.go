@@ -34,6 +34,40 @@ func (s *Segment) slotOff(i int, field uint64) uint64 {
 	return s.hdr.partOff() + SlotSize*uint64(i) + field
 }
 
+// registerNamed registers under the gc lock held shared, and for a named
+// segment then checks that the name still leads to this file: gc (which
+// takes the gc lock exclusively to decide and unlink) either saw us
+// registered, or unlinked first and we report ErrNotExist instead of
+// attaching to a segment nobody else can find.
+func (s *Segment) registerNamed() error {
+	deadline := time.Now().Add(AllocTimeout)
+	for {
+		ok, err := sysx.RLockByte(s.f, lockGC)
+		if err != nil {
+			return err
+		}
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			return ErrBusy
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+	defer sysx.UnlockByte(s.f, lockGC)
+	if err := s.register(); err != nil {
+		return err
+	}
+	if s.path == "" {
+		return nil
+	}
+	if same, err := samePath(s.f, s.path); err != nil || !same {
+		// Our slot lock goes with the file when the caller closes it.
+		return errorf(ErrNotExist, "%s was removed while attaching", s.path)
+	}
+	return nil
+}
+
 // register claims a participant slot. A slot is free when no open file
 // description holds its lock byte: either nobody took it or its holder died
 // (the kernel dropped the lock) or closed. Two registrants racing for one

@@ -182,7 +182,9 @@ func Create(name string, size int64, opts ...Option) (*Segment, error) {
 		f.Close()
 		return nil, err
 	}
-	s, err := attach(f, name, path, 0)
+	// Attach before the name exists (so no path to check), run init, then
+	// publish the name.
+	s, err := attach(f, name, "", 0)
 	if err != nil {
 		return nil, err
 	}
@@ -204,6 +206,7 @@ func Create(name string, size int64, opts ...Option) (*Segment, error) {
 		}
 		return nil, fmt.Errorf("shm: publish %s: %w", path, err)
 	}
+	s.path = path
 	return s, nil
 }
 
@@ -396,7 +399,7 @@ func attach(f *os.File, name, path string, kind Kind) (s *Segment, err error) {
 		return nil, fmt.Errorf("shm: mmap %d bytes: %w", size, err)
 	}
 	s = &Segment{name: name, path: path, f: f, mem: m, hdr: h, slot: -1, sleeping: map[*atomic.Uint32]int{}}
-	if err := s.register(); err != nil {
+	if err := s.registerNamed(); err != nil {
 		m.Unmap()
 		return nil, err
 	}

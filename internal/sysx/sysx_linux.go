@@ -33,7 +33,22 @@ func LockByte(f *os.File, off int64) (bool, error) {
 	}
 }
 
-// UnlockByte releases a lock taken by LockByte.
+// RLockByte takes a read (shared) OFD lock on one byte of f without
+// blocking; it reports false if a write lock is held elsewhere.
+func RLockByte(f *os.File, off int64) (bool, error) {
+	lk := unix.Flock_t{Type: unix.F_RDLCK, Whence: 0, Start: off, Len: 1}
+	err := unix.FcntlFlock(f.Fd(), unix.F_OFD_SETLK, &lk)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, unix.EAGAIN), errors.Is(err, unix.EACCES):
+		return false, nil
+	default:
+		return false, fmt.Errorf("ofd read lock: %w", err)
+	}
+}
+
+// UnlockByte releases a lock taken by LockByte or RLockByte.
 func UnlockByte(f *os.File, off int64) error {
 	lk := unix.Flock_t{Type: unix.F_UNLCK, Whence: 0, Start: off, Len: 1}
 	if err := unix.FcntlFlock(f.Fd(), unix.F_OFD_SETLK, &lk); err != nil {

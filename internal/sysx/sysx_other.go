@@ -12,6 +12,7 @@ const Supported = false
 
 func LockByte(f *os.File, off int64) (bool, error)   { return false, errors.ErrUnsupported }
 func UnlockByte(f *os.File, off int64) error         { return errors.ErrUnsupported }
+func RLockByte(f *os.File, off int64) (bool, error)  { return false, errors.ErrUnsupported }
 func ByteLocked(f *os.File, off int64) (bool, error) { return false, errors.ErrUnsupported }
 func Reserve(f *os.File, size int64) error           { return errors.ErrUnsupported }
 func Memfd(name string) (*os.File, error)            { return nil, errors.ErrUnsupported }

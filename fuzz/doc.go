@@ -10,6 +10,12 @@
 //
 //	FuzzOpenSegment  shm.OpenFile on an arbitrary segment image, then every
 //	                 read of its object and participant tables and an Alloc
+//	FuzzQueueOps     a sequence of queue operations (SPSC and MPMC, copy,
+//	                 batch, zero-copy, close, reopen) checked against a model
+//	FuzzRingImage    a live queue whose control block and ring are overwritten
+//	                 with arbitrary bytes, then read through two handles:
+//	                 ErrCorrupt or valid data, never a panic, hang or
+//	                 out-of-bounds read
 //
 // Run one with, for example:
 //

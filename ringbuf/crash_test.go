@@ -272,6 +272,73 @@ func TestCrashCloseDrainsPastDeadProducer(t *testing.T) {
 	}
 }
 
+// TestCrashClosedQueueWaitsForStoppedProducer: after Close, a consumer
+// whose head position is claimed by a live (here stopped) producer waits
+// for its message, asleep and re-checking on a timer rather than spinning,
+// and gets it once the producer continues; then ErrClosed.
+func TestCrashClosedQueueWaitsForStoppedProducer(t *testing.T) {
+	r := xpNew(t, crashOpts(), true, []int{1}, 1)
+	victim := r.producer(0, "put", 1, testutil.Env(xpEnvHang, "0"), testutil.Env(xpEnvHangHow, "wait"))
+	r.await(victim, "claimed")
+	if err := victim.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	defer victim.Cont()
+	if err := r.q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	release := func() {
+		if err := victim.Send("go"); err != nil {
+			t.Fatal(err)
+		}
+		if err := victim.Cont(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const wait = 300 * time.Millisecond
+	before := r.q.Stats().EmptyEvents
+	ctx, cancel := context.WithTimeout(r.ctx, wait)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.q.Get(ctx)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Get with a live claim pending after Close = %v, want to wait for it\n%s", err, xpDiag(r.q))
+		}
+	case <-time.After(wait + 5*time.Second):
+		looks := r.q.Stats().EmptyEvents - before
+		release() // the spinning Get takes the message and returns
+		<-done
+		t.Fatalf("Get ignored its %v context with a live claim pending after Close (%d looks at the ring: a spin)", wait, looks)
+	}
+	// A re-check every stuckGrace (10ms) makes a few dozen looks; a spin
+	// makes tens of thousands.
+	if looks := r.q.Stats().EmptyEvents - before; looks > 200 {
+		t.Errorf("Get looked at the ring %d times in %v: it spins instead of sleeping", looks, wait)
+	}
+	release()
+	r.wait(10*time.Second, victim)
+	ctx, cancel = context.WithTimeout(r.ctx, 5*time.Second)
+	defer cancel()
+	m, err := r.q.Get(ctx)
+	if err != nil {
+		t.Fatalf("Get after the producer continued: %v\n%s", err, xpDiag(r.q))
+	}
+	if id, seq := binary.LittleEndian.Uint32(m[4:]), binary.LittleEndian.Uint64(m[8:]); id != 0 || seq != 0 {
+		t.Fatalf("got message %d/%d", id, seq)
+	}
+	if _, err := r.q.Get(ctx); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Get after drain = %v, want ErrClosed", err)
+	}
+	if st := r.q.Stats(); st.DeadProducerSlots != 0 {
+		t.Fatalf("stats %+v: a live producer's claim was padded over", st)
+	}
+}
+
 // TestCrashLostClaimRaceDoesNotHideDeadProducer: a producer that loses the
 // race for position p (its CAS of tail fails after it stored its claim
 // word p+1) and then finds the ring full must not keep naming p: if the

@@ -136,7 +136,7 @@ type Stats struct {
 	EmptyEvents        uint64 // a get found the ring empty
 	DeadProducerSlots  uint64 // MPMC slots skipped: their producer died mid-put
 	DeadConsumerLosses uint64 // MPMC messages lost with a consumer that died mid-get
-	Len                int    // messages (MPMC) or bytes (SPSC) queued now
+	Len                int    // messages queued now
 	Closed             bool
 	At                 time.Time
 }

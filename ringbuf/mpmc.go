@@ -210,7 +210,9 @@ func (r *mpmc) readyGet(stuck bool) bool {
 	if r.seq(p).Load() == p+1 {
 		return true
 	}
-	return !stuck && r.tail.Load() > p
+	// Only a claimed, unpublished head is worth a look (its producer may be
+	// dead); a slot still holding the previous lap is empty, not ready.
+	return !stuck && r.seq(p).Load() == p && r.tail.Load() > p
 }
 
 // readyPut is the producer's counterpart: the slot at tail is free, or it
@@ -229,5 +231,5 @@ func (r *mpmc) depth() uint64 {
 	if t < h {
 		return 0
 	}
-	return t - h
+	return min(t-h, r.nslots) // corrupt counters give no more than the ring holds
 }

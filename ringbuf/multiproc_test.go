@@ -75,15 +75,17 @@ const xpHdr = 16 // crc32 of b[4:], producer id uint32, sequence uint64
 
 // Environment of the roles.
 const (
-	xpEnvQueue   = "XP_QUEUE"       // queue name; empty: the queue is inherited file 0
-	xpEnvRes     = "XP_RES"         // results segment name
-	xpEnvID      = "XP_ID"          // producer id, or consumer index
-	xpEnvN       = "XP_N"           // producer: messages to put (0: until the stop flag)
-	xpEnvMode    = "XP_MODE"        // put, batch, reserve, try / get, into, batch, peek, try
-	xpEnvHang    = "XP_HANG"        // hang at the test hook after this many messages
-	xpEnvHangHow = "XP_HANG_HOW"    // "kill" (block until killed) or "wait" (until the parent Sends)
-	xpEnvPace    = "XP_PACE"        // consumer: sleep this long between messages
-	xpEnvSeed    = "XP_SEED"        // random seed
+	xpEnvQueue   = "XP_QUEUE"    // queue name; empty: the queue is inherited file 0
+	xpEnvRes     = "XP_RES"      // results segment name
+	xpEnvID      = "XP_ID"       // producer id, or consumer index
+	xpEnvN       = "XP_N"        // producer: messages to put (0: until the stop flag)
+	xpEnvMode    = "XP_MODE"     // put, batch, reserve, try / get, into, batch, peek, try
+	xpEnvHang    = "XP_HANG"     // hang at the test hook after this many messages
+	xpEnvHangHow = "XP_HANG_HOW" // "kill" (block until killed) or "wait" (until the parent Sends)
+	xpEnvSeed    = "XP_SEED"     // random seed
+)
+
+const (
 	xpStopFlag   = 0                // index in "flags": producers stop putting
 	xpFlagsLen   = 4                // length of "flags"
 	xpWordBits   = 64               // bits per bitmap word
@@ -430,7 +432,6 @@ func xpConsumer(ctx context.Context) error {
 	for i := range c.last {
 		c.last[i] = -1
 	}
-	pace := time.Duration(xpEnvInt(xpEnvPace, 0))
 	mode := os.Getenv(xpEnvMode)
 	buf := make([]byte, xpBatchMax*q.MaxMessage())
 	sizes := make([]int, xpBatchMax)
@@ -486,9 +487,6 @@ func xpConsumer(ctx context.Context) error {
 		}
 		if err != nil {
 			return fmt.Errorf("consumer %d (%s) after %d messages: %w", idx, mode, c.n, err)
-		}
-		if pace > 0 {
-			time.Sleep(pace)
 		}
 	}
 }
@@ -634,7 +632,7 @@ func (r *xpRun) verify(lost uint64) {
 
 // diag describes the queue's shared state for a failure message.
 func (r *xpRun) diag() string {
-	return xpDiag(r.q) + fmt.Sprintf("\nresults: made %d, got %d", r.res.totalMade(), r.res.totalGot())
+	return xpDiag(r.q) + fmt.Sprintf("\nresults: made %d, got %d; seed %d", r.res.totalMade(), r.res.totalGot(), r.seed)
 }
 
 func xpDiag(q *Queue) string {
@@ -737,6 +735,11 @@ func xpExactlyOnce(t *testing.T, c xpCase, procs int) {
 	}
 	r.wait(30*time.Second, cons...)
 	r.verify(0)
+	for id := range limits {
+		if m := r.res.load(r.res.made, id); m != uint64(per) {
+			t.Errorf("producer %d made %d messages, want %d", id, m, per)
+		}
+	}
 	st := r.q.Stats()
 	if st.Puts != uint64(per*len(limits)) || st.Gets != st.Puts || st.DeadProducerSlots != 0 || st.DeadConsumerLosses != 0 {
 		t.Errorf("stats %+v, want %d puts and gets", st, per*len(limits))

@@ -268,6 +268,7 @@ func attachIn(seg *shm.Segment, prefix string, o Options) (q *Queue, err error) 
 	maxMsg := uint64(c.u32(cMaxMsg).Load())
 	capWord := c.u64(cCapacity).Load()
 	q = &Queue{seg: seg, mode: mode, ctl: c, maxMsg: int(maxMsg), pspin: newSpinner(o.Spin), cspin: newSpinner(o.Spin), busy: o.BusyPoll}
+	var ss uint64 // MPMC slot size, read once
 	switch {
 	case mode != Mode(co.Aux):
 		return nil, corruptf("mode %d, object says %d", mode, co.Aux)
@@ -278,7 +279,7 @@ func attachIn(seg *shm.Segment, prefix string, o Options) (q *Queue, err error) 
 		q.sp = newSPSC(ring, maxMsg, c.u64(cTail), c.u64(cHead))
 		q.capacity = int(capWord)
 	case mode == MPMC:
-		ss := uint64(c.u32(cSlotSize).Load())
+		ss = uint64(c.u32(cSlotSize).Load())
 		if capWord < 2 || capWord&(capWord-1) != 0 || ss < slotHdr+maxMsg || ss%8 != 0 ||
 			ss > uint64(len(ring)) || capWord != uint64(len(ring))/ss || capWord*ss != uint64(len(ring)) {
 			return nil, corruptf("MPMC %d slots of %d bytes, ring %d bytes, max message %d", capWord, ss, len(ring), maxMsg)
@@ -291,11 +292,8 @@ func attachIn(seg *shm.Segment, prefix string, o Options) (q *Queue, err error) 
 	q.line = cmem[cStats+statsLine*slot : cStats+statsLine*(slot+1)]
 	if mode == MPMC {
 		q.mp = &mpmc{
-			data: ring, nslots: capWord, mask: capWord - 1, slotSize: uint64(c.u32(cSlotSize).Load()), maxMsg: maxMsg,
+			data: ring, nslots: capWord, mask: capWord - 1, slotSize: ss, maxMsg: maxMsg,
 			tail: c.u64(cTail), head: c.u64(cHead), claimPut: q.u64(sClaimPut), claimGet: q.u64(sClaimGet),
-		}
-		if q.mp.slotSize < slotHdr+maxMsg {
-			return nil, corruptf("slot size changed under us")
 		}
 		// A previous holder of our participant slot may have died with a
 		// claim outstanding; its claim was recovered or will be, by the
@@ -529,6 +527,9 @@ func (q *Queue) waitRoom(ctx context.Context, n int) error {
 }
 
 func (q *Queue) wait(ctx context.Context, n *notifier, sp *spinner, ready func() bool, st *stuckState) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if q.busy {
 		for i := 0; !ready(); i++ {
 			if err := ctx.Err(); err != nil {
@@ -621,13 +622,12 @@ func (q *Queue) getSlow(ctx context.Context, buf []byte, alloc bool) ([]byte, in
 
 func (q *Queue) waitMsg(ctx context.Context) error {
 	ready := func() bool {
-		if q.closed() {
-			return true
-		}
 		if q.mode == MPMC {
-			return q.mp.readyGet(!q.cStuck.since.IsZero())
+			stuck := !q.cStuck.since.IsZero()
+			// Closed is final only once no claimed position stands at head.
+			return q.mp.readyGet(stuck) || q.closed() && !stuck
 		}
-		return q.sp.ready()
+		return q.closed() || q.sp.ready()
 	}
 	return q.wait(ctx, &q.notEmpty, &q.cspin, ready, &q.cStuck)
 }
@@ -674,6 +674,7 @@ func (q *Queue) next(limit int) (msg []byte, end uint64, flags uint32, err error
 						attempt = 0
 						continue
 					}
+					q.overdue(&q.cStuck, p) // wait for it on the stuck timer
 					q.bump(sEmpty, 1)
 					return nil, 0, 0, ErrEmpty
 				}
@@ -1067,6 +1068,11 @@ func (q *Queue) Detach() error {
 		return err
 	}
 	q.detached.Store(true)
+	if q.sp != nil && q.consRole {
+		// What this handle consumed is gone: the next consumer must not
+		// get it again. (A pending Peek is not consumed: chead is before it.)
+		q.sp.releaseHead()
+	}
 	self := uint32(q.seg.Self())
 	q.ctl.u32(cProducer).CompareAndSwap(self, 0)
 	q.ctl.u32(cConsumer).CompareAndSwap(self, 0)
@@ -1138,7 +1144,7 @@ func (q *Queue) Stats() Stats {
 	if q.mode == MPMC {
 		st.Len = int(q.mp.depth())
 	} else if st.Puts > st.Gets {
-		st.Len = int(st.Puts - st.Gets)
+		st.Len = int(min(st.Puts-st.Gets, uint64(q.capacity/recHdr)))
 	}
 	return st
 }

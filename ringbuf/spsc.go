@@ -210,7 +210,7 @@ func (r *spsc) consume(end uint64) { r.chead = end }
 // the ring runs empty. That saves a store to a shared line per message
 // while the producer is not short of room.
 func (r *spsc) lazyRelease() bool {
-	if r.chead-r.headPub >= r.cap/8 {
+	if r.chead-r.headPub >= r.cap/8 || r.chead == r.tailCache && r.chead != r.headPub {
 		r.releaseHead()
 		return true
 	}

@@ -43,8 +43,14 @@
 //     messages, or the ring holds few of them.
 //   - Counters in Stats are written without atomics by their single
 //     writer; a snapshot may lag a running process slightly.
-//   - A message Put concurrently with Close may or may not be delivered;
-//     one whose Put returned before Close is.
+//   - A Put that returned nil before Close began is delivered. A Put racing
+//     Close re-checks the flag between claiming space and publishing, and
+//     returns ErrClosed if it is set; only a Put whose check falls in the
+//     nanoseconds between that re-check and its publishing store can report
+//     success for a message that consumers already draining miss.
+//   - A process killed while asleep in a queue leaves the waiters count
+//     raised, so later puts and gets each make one FUTEX_WAKE syscall that
+//     wakes nobody. Correctness is unaffected.
 //   - The race detector does not see the ordering that atomics on shared
 //     memory provide (it tracks only the Go heap). Plain Go variables that
 //     two goroutines of one process hand over through a queue can be

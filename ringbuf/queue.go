@@ -452,6 +452,12 @@ func (q *Queue) tryPut(msg []byte) error {
 		if err != nil {
 			return err
 		}
+		if q.closed() {
+			// Closed since prodReady looked: consumers may have drained
+			// already. Hand the slot over empty and say so.
+			q.mp.publish(pos, 0, recDead)
+			return ErrClosed
+		}
 		copy(q.mp.payload(pos, len(msg)), msg)
 		q.mp.publish(pos, len(msg), recData)
 	} else {
@@ -464,6 +470,9 @@ func (q *Queue) tryPut(msg []byte) error {
 			return ErrFull
 		}
 		q.sp.write(off, msg)
+		if q.closed() {
+			return ErrClosed // not published: as if never put
+		}
 		q.sp.publish(end)
 	}
 	q.bump(sPuts, 1)
@@ -669,7 +678,12 @@ func (q *Queue) next(limit int) (msg []byte, end uint64, flags uint32, err error
 			// between us and what follows: recover it now if its producer
 			// is dead; if it lives, its message is still coming.
 			if q.mode == MPMC && q.mp.tail.Load() != q.mp.head.Load() {
-				if p := q.mp.head.Load(); q.mp.seq(p).Load() == p {
+				p := q.mp.head.Load()
+				if q.mp.seq(p).Load() == p+1 {
+					attempt = 0 // published since we looked: take it
+					continue
+				}
+				if q.mp.seq(p).Load() == p {
 					if q.recoverProducer(p) {
 						attempt = 0
 						continue
@@ -913,7 +927,10 @@ func (q *Queue) tryGetBatch(buf []byte, sizes []int) (int, error) {
 // the ring, to write it in place. Commit publishes it. Between the two the
 // handle's producer side is held: other goroutines' puts wait.
 func (q *Queue) Reserve(ctx context.Context, n int) ([]byte, error) {
-	if n < 0 || n > q.maxMsg {
+	if n < 0 {
+		return nil, ErrInvalid
+	}
+	if n > q.maxMsg {
 		return nil, ErrTooLarge
 	}
 	q.pmu.Lock()

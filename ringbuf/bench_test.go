@@ -18,7 +18,6 @@ import (
 	"os"
 	"slices"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -162,32 +161,9 @@ var benchTransports = []struct {
 	{"spsc-zerocopy", func(tb testing.TB, size int, duplex bool) (benchLink, []*os.File) {
 		return setupQueue(tb, Options{Mode: SPSC, Capacity: ringFor(size), MaxMessage: size}, duplex, true)
 	}},
-	{"spsc-fdwake", func(tb testing.TB, size int, duplex bool) (benchLink, []*os.File) {
-		l, files := setupQueue(tb, Options{Mode: SPSC, Capacity: ringFor(size), MaxMessage: size}, duplex, false)
-		ql := l.(queueLink)
-		// Wake pipes: files[2..]: out.notEmpty (r,w), in.notEmpty (r,w).
-		r1, w1, _ := os.Pipe()
-		ql.out.notEmpty.rd, ql.out.notEmpty.wr = r1, w1
-		files = append(files, dupFile(tb, r1), dupFile(tb, w1))
-		if duplex {
-			r2, w2, _ := os.Pipe()
-			ql.in.notEmpty.rd, ql.in.notEmpty.wr = r2, w2
-			files = append(files, dupFile(tb, r2), dupFile(tb, w2))
-		}
-		return ql, files
-	}},
 	{"mpmc", func(tb testing.TB, size int, duplex bool) (benchLink, []*os.File) {
 		return setupQueue(tb, Options{Mode: MPMC, Capacity: ringFor(size), MaxMessage: size}, duplex, false)
 	}},
-}
-
-// dupFile returns a copy of f for a child (spawnBench closes what it passes).
-func dupFile(tb testing.TB, f *os.File) *os.File {
-	fd, err := syscall.Dup(int(f.Fd()))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return os.NewFile(uintptr(fd), f.Name())
 }
 
 // ringFor sizes rings at 1 MiB, or 4 messages for large ones.
@@ -253,22 +229,6 @@ func childLink() (benchLink, error) {
 	if duplex {
 		if l.out, err = OpenFile(testutil.InheritedFile(1)); err != nil {
 			return nil, err
-		}
-	}
-	if kind == "spsc-fdwake" {
-		base := 1
-		if duplex {
-			base = 2
-		}
-		// The fds must be non-blocking for the netpoller.
-		nb := func(i int) *os.File {
-			f := testutil.InheritedFile(i)
-			syscall.SetNonblock(int(f.Fd()), true)
-			return os.NewFile(f.Fd(), f.Name())
-		}
-		l.in.notEmpty.rd, l.in.notEmpty.wr = nb(base), nb(base+1)
-		if duplex {
-			l.out.notEmpty.rd, l.out.notEmpty.wr = nb(base+2), nb(base+3)
 		}
 	}
 	if kind == "spsc-zerocopy" {

@@ -26,9 +26,7 @@ package ringbuf
 
 import (
 	"context"
-	"errors"
 	"math"
-	"os"
 	"runtime"
 	"sync/atomic"
 	"time"
@@ -42,12 +40,6 @@ type notifier struct {
 	seq     *atomic.Uint32
 	waiters *atomic.Uint32
 	gate    *futex.Gate
-
-	// Optional netpoller wake channel (experimental): sleepers block in a
-	// Read of rd, parked in the Go scheduler instead of FUTEX_WAIT; wakers
-	// write a byte to wr.
-	rd, wr *os.File
-	rbuf   [64]byte
 }
 
 // wake wakes up to n sleepers if any announced themselves. It reports
@@ -57,11 +49,6 @@ func (n *notifier) wake(k int) bool {
 		return false
 	}
 	n.seq.Add(1)
-	if n.wr != nil {
-		var b [1]byte
-		n.wr.Write(b[:]) // a full pipe already holds a wakeup
-		return true
-	}
 	futex.Wake(n.seq, k)
 	return true
 }
@@ -87,12 +74,7 @@ func (n *notifier) sleep(ctx context.Context, sp *spinner, limit time.Time, read
 			return err
 		}
 		*sleeps++
-		var err error
-		if n.rd != nil {
-			err = n.sleepFd(ctx, s, limit)
-		} else {
-			err = n.seg.Sleep(ctx, n.seq, s, limit)
-		}
+		err := n.seg.Sleep(ctx, n.seq, s, limit)
 		n.gate.Leave()
 		if err != nil {
 			if ready() {
@@ -104,28 +86,6 @@ func (n *notifier) sleep(ctx context.Context, sp *spinner, limit time.Time, read
 			return err
 		}
 	}
-}
-
-func (n *notifier) sleepFd(ctx context.Context, s uint32, limit time.Time) error {
-	if n.seq.Load() != s {
-		return nil
-	}
-	d := limit
-	if dl, ok := ctx.Deadline(); ok && (d.IsZero() || dl.Before(d)) {
-		d = dl
-	}
-	n.rd.SetReadDeadline(d)
-	_, err := n.rd.Read(n.rbuf[:])
-	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			return futex.ErrTimeout
-		}
-		return err
-	}
-	return nil
 }
 
 // spinner decides how long a blocked call spins before sleeping. A sleep
@@ -161,8 +121,12 @@ func (s *spinner) spin(start time.Time, ready func() bool) bool {
 			if time.Since(start) >= s.budget {
 				return false
 			}
-			if i&1023 == 0 {
-				runtime.Gosched() // let a peer goroutine in this process run
+			if i&255 == 0 {
+				// Give the CPU away now and then: when the peer shares it
+				// (more runnable threads than CPUs), spinning alone would
+				// only delay the very step we wait for. With nobody else
+				// runnable, sched_yield returns at once.
+				osYield()
 			}
 		}
 	}

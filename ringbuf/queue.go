@@ -5,7 +5,6 @@ import (
 	"errors"
 	"math/bits"
 	"os"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -547,8 +546,8 @@ func (q *Queue) wait(ctx context.Context, n *notifier, sp *spinner, ready func()
 			if q.seg.Closing() {
 				return shm.ErrClosed
 			}
-			if st.since.IsZero() || i%64 == 63 {
-				runtime.Gosched()
+			if i%1024 == 1023 {
+				osYield() // a peer sharing this CPU gets to run
 			}
 			if !st.since.IsZero() && i%1024 == 1023 {
 				return nil // let the caller look at a stuck claim again

@@ -1,0 +1,7 @@
+//go:build !linux
+
+package ringbuf
+
+import "runtime"
+
+func osYield() { runtime.Gosched() }

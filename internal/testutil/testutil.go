@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -117,14 +118,42 @@ func runTests(m *testing.M) int {
 // tmpfs that real segments live on (sizes, fallocate, ENOSPC), and falls
 // back to the system temp dir where there is none.
 func makeSegmentDir() (string, error) {
-	if dir, err := os.MkdirTemp("/dev/shm", "shmkit-test-"); err == nil {
+	// The pid in the name lets a later run sweep away the directory of a
+	// test binary that was killed before it could clean up.
+	prefix := "shmkit-test-" + strconv.Itoa(os.Getpid()) + "-"
+	sweepDeadDirs("/dev/shm")
+	sweepDeadDirs(os.TempDir())
+	if dir, err := os.MkdirTemp("/dev/shm", prefix); err == nil {
 		return dir, nil
 	}
-	dir, err := os.MkdirTemp("", "shmkit-test-")
+	dir, err := os.MkdirTemp("", prefix)
 	if err != nil {
 		return "", fmt.Errorf("make segment dir: %w", err)
 	}
 	return dir, nil
+}
+
+// sweepDeadDirs removes segment directories left in parent by test
+// binaries that died (their pid, in the name, no longer exists).
+func sweepDeadDirs(parent string) {
+	ents, err := os.ReadDir(parent)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		rest, ok := strings.CutPrefix(e.Name(), "shmkit-test-")
+		if !ok || !e.IsDir() {
+			continue
+		}
+		pidStr, _, ok := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(pidStr)
+		if !ok || err != nil || pid <= 0 {
+			continue
+		}
+		if syscall.Kill(pid, 0) == syscall.ESRCH {
+			os.RemoveAll(filepath.Join(parent, e.Name()))
+		}
+	}
 }
 
 func runRole(roles map[string]Role, name string) int {

@@ -316,33 +316,13 @@ func (c *Conn) claim() error {
 func claimProducer(q *Queue) error {
 	q.pmu.Lock()
 	defer q.pmu.Unlock()
-	if q.prodRole {
-		return nil
-	}
-	if err := q.takeRole(cProducer); err != nil {
-		return err
-	}
-	if err := q.sp.attachProducer(); err != nil {
-		return q.fail(err)
-	}
-	q.prodRole = true
-	return nil
+	return q.takeProducer()
 }
 
 func claimConsumer(q *Queue) error {
 	q.cmu.Lock()
 	defer q.cmu.Unlock()
-	if q.consRole {
-		return nil
-	}
-	if err := q.takeRole(cConsumer); err != nil {
-		return err
-	}
-	if err := q.sp.attachConsumer(); err != nil {
-		return q.fail(err)
-	}
-	q.consRole = true
-	return nil
+	return q.takeConsumer()
 }
 
 // enter starts a call: it pins the segment (the caller unpins), refuses a

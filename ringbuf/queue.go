@@ -371,15 +371,40 @@ func (q *Queue) prodReady() error {
 	if q.closed() {
 		return ErrClosed
 	}
-	if q.mode == SPSC && !q.prodRole {
-		if err := q.takeRole(cProducer); err != nil {
-			return err
-		}
-		if err := q.sp.attachProducer(); err != nil {
-			return q.fail(err)
-		}
-		q.prodRole = true
+	if q.mode == SPSC {
+		return q.takeProducer()
 	}
+	return nil
+}
+
+// takeProducer claims the SPSC producer side for this handle, once, and
+// picks up the ring where the previous holder left it. Caller holds pmu.
+func (q *Queue) takeProducer() error {
+	if q.prodRole {
+		return nil
+	}
+	if err := q.takeRole(cProducer); err != nil {
+		return err
+	}
+	if err := q.sp.attachProducer(); err != nil {
+		return q.fail(err)
+	}
+	q.prodRole = true
+	return nil
+}
+
+// takeConsumer is takeProducer for the consumer side. Caller holds cmu.
+func (q *Queue) takeConsumer() error {
+	if q.consRole {
+		return nil
+	}
+	if err := q.takeRole(cConsumer); err != nil {
+		return err
+	}
+	if err := q.sp.attachConsumer(); err != nil {
+		return q.fail(err)
+	}
+	q.consRole = true
 	return nil
 }
 
@@ -390,14 +415,8 @@ func (q *Queue) consReady() error {
 	if err := q.brokenErr(); err != nil {
 		return err
 	}
-	if q.mode == SPSC && !q.consRole {
-		if err := q.takeRole(cConsumer); err != nil {
-			return err
-		}
-		if err := q.sp.attachConsumer(); err != nil {
-			return q.fail(err)
-		}
-		q.consRole = true
+	if q.mode == SPSC {
+		return q.takeConsumer()
 	}
 	return nil
 }

@@ -20,8 +20,14 @@ const Supported = true
 // reports false if another open file description holds it. The kernel drops
 // the lock when the last descriptor of this open file description is closed,
 // which happens at the latest when the process dies.
-func LockByte(f *os.File, off int64) (bool, error) {
-	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0, Start: off, Len: 1}
+func LockByte(f *os.File, off int64) (bool, error) { return setLock(f, off, unix.F_WRLCK) }
+
+// RLockByte takes a read (shared) OFD lock on one byte of f without
+// blocking; it reports false if a write lock is held elsewhere.
+func RLockByte(f *os.File, off int64) (bool, error) { return setLock(f, off, unix.F_RDLCK) }
+
+func setLock(f *os.File, off int64, typ int16) (bool, error) {
+	lk := unix.Flock_t{Type: typ, Whence: 0, Start: off, Len: 1}
 	err := unix.FcntlFlock(f.Fd(), unix.F_OFD_SETLK, &lk)
 	switch {
 	case err == nil:
@@ -30,21 +36,6 @@ func LockByte(f *os.File, off int64) (bool, error) {
 		return false, nil
 	default:
 		return false, fmt.Errorf("ofd lock: %w", err)
-	}
-}
-
-// RLockByte takes a read (shared) OFD lock on one byte of f without
-// blocking; it reports false if a write lock is held elsewhere.
-func RLockByte(f *os.File, off int64) (bool, error) {
-	lk := unix.Flock_t{Type: unix.F_RDLCK, Whence: 0, Start: off, Len: 1}
-	err := unix.FcntlFlock(f.Fd(), unix.F_OFD_SETLK, &lk)
-	switch {
-	case err == nil:
-		return true, nil
-	case errors.Is(err, unix.EAGAIN), errors.Is(err, unix.EACCES):
-		return false, nil
-	default:
-		return false, fmt.Errorf("ofd read lock: %w", err)
 	}
 }
 

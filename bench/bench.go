@@ -79,8 +79,9 @@ type Config struct {
 	// StreamSizes and RTTSizes are the message sizes of each mode.
 	StreamSizes, RTTSizes []int
 	// Counts are the producers x consumers of streaming cells on
-	// transports that take several (shm-mpmc, go-chan; 1x1 elsewhere).
-	// Empty means 1x1.
+	// transports that take several (shm-mpmc, go-chan, and os-pipe for
+	// messages of at most 4092 bytes, whose frames fit PIPE_BUF; 1x1
+	// elsewhere). Empty means 1x1.
 	Counts []PC
 	// Duration is the measured time of one repetition; Warmup runs first,
 	// unmeasured, in the same processes.
@@ -100,7 +101,7 @@ type Config struct {
 	Progress io.Writer
 }
 
-// Default is the configuration of a plain `shmkit bench`: 58 cells of
+// Default is the configuration of a plain `shmkit bench`: 59 cells of
 // 0.7 s, about 40 s on two cores.
 func Default() Config {
 	return Config{
@@ -131,8 +132,9 @@ type Result struct {
 	// CPUPerMsg is the CPU time (user+system) of both processes per
 	// message or round trip.
 	CPUPerMsg time.Duration
-	// Ratio compares the result with os-pipe's in the same mode and size
-	// (1x1): throughput over the pipe's for stream, the pipe's p50 over
+	// Ratio compares the result with os-pipe's in the same mode and size,
+	// at the same producers x consumers if os-pipe ran them, else at 1x1:
+	// throughput over the pipe's for stream, the pipe's p50 over
 	// this p50 for rtt. Above 1 is better than the pipe; 0 if unknown.
 	Ratio float64
 	// RepMsgsPerSec holds each repetition's rate.
@@ -224,6 +226,9 @@ func (c *Config) plan() ([]cell, error) {
 					counts = c.Counts
 				}
 				for _, pc := range counts {
+					if t.multiMax > 0 && pc != (PC{1, 1}) && size > t.multiMax {
+						continue // unavailable: see transport.multiMax
+					}
 					cells = append(cells, cell{tr: t, spec: cellSpec{
 						Transport: t.name, Mode: mode, Size: size,
 						Producers: pc.Producers, Consumers: pc.Consumers, CPU: -1,
@@ -362,11 +367,22 @@ func finish(results []Result) []Result {
 		if !r.OK() {
 			continue
 		}
+		// The baseline at the same producers x consumers, else at 1x1.
+		var b *Result
 		for j := range results {
-			b := &results[j]
-			if b.Transport != Baseline || b.Mode != r.Mode || b.Size != r.Size || !b.OK() {
+			c := &results[j]
+			if c.Transport != Baseline || c.Mode != r.Mode || c.Size != r.Size || !c.OK() {
 				continue
 			}
+			same := c.Producers == r.Producers && c.Consumers == r.Consumers
+			if same || (b == nil && c.Producers == 1 && c.Consumers == 1) {
+				b = c
+			}
+			if same {
+				break
+			}
+		}
+		if b != nil {
 			switch {
 			case r.Mode == ModeStream && b.MsgsPerSec > 0:
 				r.Ratio = r.MsgsPerSec / b.MsgsPerSec

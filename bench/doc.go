@@ -24,14 +24,18 @@
 //
 //   - stream: messages/s and payload bytes/s; CPU time of both processes
 //     per message. With several producers and consumers (shm-mpmc,
-//     go-chan) each side has that many goroutines, each with its own
-//     handle.
+//     os-pipe, go-chan) the runner has that many producer goroutines and
+//     the peer that many consumer goroutines, each with its own handle
+//     (for os-pipe, its own descriptor of one shared pipe).
 //   - rtt: one message there and back at a time; every round trip is
 //     recorded in an HDR histogram (p50, p90, p99, p99.9, and the max).
 //
 // A cell reports the median over its repetitions, and its ratio to the
 // OS pipe (os-pipe, the baseline, which always runs) in the same mode
 // and size: throughput over the pipe's, or the pipe's p50 over this p50.
+// A cell with several producers and consumers is compared with os-pipe at
+// the same counts (one pipe shared by as many writers and readers) where
+// that ran, else with os-pipe at 1x1.
 // Machines are noisy; ratios from one run are steadier than absolute
 // numbers.
 //
@@ -52,6 +56,13 @@
 //
 //   - Stream transports (os-pipe, unix-stream, tcp, shm-pipe-stream) carry
 //     a 4-byte length before each message, written in the same call.
+//   - os-pipe with several producers or consumers shares one pipe, and
+//     every frame (length and message) has the same size: a write of at
+//     most PIPE_BUF (4096) bytes is atomic, so the pipe only holds whole
+//     frames and each read of one frame's size, unbuffered, returns one
+//     frame. Larger frames would interleave or split: such cells (messages
+//     above 4092 bytes) are not run, and their counterparts compare with
+//     os-pipe at 1x1.
 //   - unix-seqpacket raises the socket send buffer when a record would not
 //     fit (bounded by net.core.wmem_max); posix-mq is unavailable for
 //     messages above /proc/sys/fs/mqueue/msgsize_max (8 KiB by default).

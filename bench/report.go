@@ -80,7 +80,8 @@ func WriteTable(w io.Writer, results []Result) error {
 	}
 	b.WriteString("\nmsgs/s: messages (stream) or round trips (rtt) per second, median of the repetitions; MB/s: payload, 10^6 bytes/s.\n")
 	b.WriteString("cpu/msg: user+system CPU of both processes per message or round trip. x pipe: throughput / os-pipe's (stream),\n")
-	b.WriteString("os-pipe's p50 / p50 (rtt), same size, same run: above 1 beats the pipe.\n")
+	b.WriteString("os-pipe's p50 / p50 (rtt), same size, same run: above 1 beats the pipe. The pipe at the same PxC (one pipe,\n")
+	b.WriteString("P writers, C readers, frames <= PIPE_BUF) where it ran, else at 1x1 (messages above 4092 bytes).\n")
 	if anyRef {
 		b.WriteString("* reference, not a Go cross-process transport.\n")
 		if anyChan {

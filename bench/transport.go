@@ -77,9 +77,13 @@ func (s *setup) closeAll() {
 
 // transport is one way of moving messages between two processes.
 type transport struct {
-	name      string
-	about     string
-	multi     bool // supports several producers and consumers
+	name  string
+	about string
+	multi bool // supports several producers and consumers
+	// multiMax, if positive, is the largest message size with several
+	// producers or consumers: bigger cells are not planned (and setup
+	// reports them unavailable).
+	multiMax  int
 	inProcess bool // both sides run in the runner (the reference ceiling)
 	// setup creates the transport for a cell in the runner.
 	setup func(s cellSpec) (*setup, error)
@@ -100,7 +104,7 @@ var transports = []*transport{
 	{name: "shm-pipe-stream", about: "shmkit Pipe, stream mode (Write / Read, length-prefixed frames)",
 		setup:  func(s cellSpec) (*setup, error) { return setupPipe(s, true) },
 		attach: func(s cellSpec, f []*os.File) ([]endpoint, error) { return attachPipe(s, f, true) }},
-	{name: "os-pipe", about: "os.Pipe, length-prefixed frames, one write per message (the baseline)",
+	{name: "os-pipe", about: "os.Pipe, length-prefixed frames, one write per message (the baseline); PxC: one shared pipe, frames <= PIPE_BUF, one per read", multi: true, multiMax: pipeBuf - headroom,
 		setup: setupOSPipe, attach: attachOSPipe},
 	{name: "unix-stream", about: "unix socketpair SOCK_STREAM, length-prefixed frames",
 		setup:  func(s cellSpec) (*setup, error) { return setupSocketpair(s, syscall.SOCK_STREAM) },
@@ -379,7 +383,108 @@ func (e *framedEP) close() error {
 	return errors.Join(errs...)
 }
 
+// pipeBuf is PIPE_BUF on Linux: a write of at most this many bytes to a
+// pipe is atomic (never interleaved with other writers' data).
+const pipeBuf = 4096
+
+// sharedPipe reports whether an os-pipe cell has several writers or
+// readers on its one pipe: fixed-size frames, one per write and per read.
+func sharedPipe(s cellSpec) bool { return !s.rtt() && (s.Producers > 1 || s.Consumers > 1) }
+
+// frameEP is one goroutine's descriptor of a pipe shared by several
+// writers and readers. Every frame (4-byte length and payload) has the
+// same size, at most PIPE_BUF: each write puts a whole frame in the pipe
+// at once, so the pipe only ever holds whole frames, and a read of one
+// frame's size returns exactly one frame. No buffering: a reader must
+// never take more than its frame.
+type frameEP struct {
+	f   *os.File
+	buf []byte // one frame
+}
+
+func newFrameEP(f *os.File, size int) *frameEP {
+	return &frameEP{f: f, buf: make([]byte, headroom+size)}
+}
+
+func (e *frameEP) send(_ context.Context, f []byte) error {
+	if len(f) != len(e.buf) {
+		return fmt.Errorf("bench: a %d-byte frame on a pipe of %d-byte frames", len(f), len(e.buf))
+	}
+	binary.LittleEndian.PutUint32(f, uint32(len(f)-headroom))
+	_, err := e.f.Write(f)
+	return err
+}
+
+func (e *frameEP) recv(_ context.Context, p []byte) (int, error) {
+	k, err := e.f.Read(e.buf)
+	if err != nil {
+		return 0, err
+	}
+	if k != len(e.buf) {
+		return 0, fmt.Errorf("bench: read %d bytes of a %d-byte frame (a frame was split)", k, len(e.buf))
+	}
+	n := int(binary.LittleEndian.Uint32(e.buf))
+	if n != len(e.buf)-headroom || n > len(p) {
+		return 0, fmt.Errorf("bench: frame length %d in a %d-byte frame for a %d-byte buffer", n, len(e.buf), len(p))
+	}
+	return copy(p, e.buf[headroom:]), nil
+}
+
+func (e *frameEP) interrupt()   { e.f.SetDeadline(time.Unix(1, 0)) }
+func (e *frameEP) close() error { return e.f.Close() }
+
+func checkSharedPipe(s cellSpec) error {
+	if s.Size+headroom > pipeBuf {
+		return unavailable("%d producers x %d consumers on one pipe need frames of at most PIPE_BUF (%d bytes) to stay whole; a %d-byte message makes %d-byte frames",
+			s.Producers, s.Consumers, pipeBuf, s.Size, s.Size+headroom)
+	}
+	return nil
+}
+
+// setupSharedPipe creates one pipe for Producers writers in the runner
+// (a descriptor each) and Consumers readers in the peer.
+func setupSharedPipe(s cellSpec) (*setup, error) {
+	if err := checkSharedPipe(s); err != nil {
+		return nil, err
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	st := &setup{files: []*os.File{r}}
+	defer w.Close()
+	for range s.Producers {
+		// Each writer its own descriptor: an *os.File serializes its
+		// writers, as a queue handle does.
+		f, err := pollable(w)
+		if err != nil {
+			st.closeAll()
+			return nil, err
+		}
+		st.eps = append(st.eps, newFrameEP(f, s.Size))
+	}
+	return st, nil
+}
+
+func attachSharedPipe(s cellSpec, files []*os.File) (eps []endpoint, err error) {
+	if err := checkSharedPipe(s); err != nil {
+		return nil, err
+	}
+	for range s.Consumers {
+		f, err := pollable(files[0])
+		if err != nil {
+			closeEPs(eps)
+			return nil, err
+		}
+		eps = append(eps, newFrameEP(f, s.Size))
+	}
+	return eps, nil
+}
+
 func setupOSPipe(s cellSpec) (*setup, error) {
+	if sharedPipe(s) {
+		return setupSharedPipe(s)
+	}
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -413,6 +518,9 @@ func pollable(f *os.File) (*os.File, error) {
 }
 
 func attachOSPipe(s cellSpec, files []*os.File) ([]endpoint, error) {
+	if sharedPipe(s) {
+		return attachSharedPipe(s, files)
+	}
 	r, err := pollable(files[0])
 	if err != nil {
 		return nil, err

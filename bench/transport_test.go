@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"runtime"
 	"strings"
@@ -51,6 +52,22 @@ func TestTransports(t *testing.T) {
 					if mode == ModeRTT && !(res.P50 > 0 && res.P50 <= res.P90 && res.P90 <= res.P99 && res.P99 <= res.P999 && res.P999 <= res.Max) {
 						t.Fatalf("%s: percentiles out of order: %v %v %v %v %v", res.label(), res.P50, res.P90, res.P99, res.P999, res.Max)
 					}
+				}
+			}
+			if !tr.multi {
+				return
+			}
+			// Several producers and consumers, a small size (os-pipe:
+			// one shared pipe, whole frames per write and read).
+			const n = 1000
+			for _, pc := range []PC{{4, 4}, {3, 2}} {
+				r := &runner{cfg: cellConfig(n, 1)}
+				res := runOne(t, r, tr, ModeStream, 64, pc)
+				if !res.OK() {
+					t.Fatalf("%s: %s%s", res.label(), res.Err, res.Unavailable)
+				}
+				if want := int64(n * pc.Producers); res.Messages != want || res.MsgsPerSec <= 0 {
+					t.Fatalf("%s: %d messages at %.0f/s; want %d", res.label(), res.Messages, res.MsgsPerSec, want)
 				}
 			}
 		})
@@ -145,6 +162,61 @@ func TestFaultsFailLoudly(t *testing.T) {
 	}}
 	if res := runOne(t, r, tr, ModeStream, 64, PC{2, 2}); !strings.Contains(res.Err, "lost or repeated") {
 		t.Errorf("2x2 drop: error %q", res.Err)
+	}
+}
+
+// A pipe shared by several writers or readers keeps frames whole only up
+// to PIPE_BUF: larger cells are unavailable, and not planned.
+func TestSharedPipeLimit(t *testing.T) {
+	r := &runner{cfg: cellConfig(10, 1)}
+	tr := lookupTransport(Baseline)
+	for _, pc := range []PC{{4, 4}, {2, 1}, {1, 2}} {
+		res := runOne(t, r, tr, ModeStream, pipeBuf-headroom+1, pc)
+		if !strings.Contains(res.Unavailable, "PIPE_BUF") || res.Err != "" {
+			t.Fatalf("%s: unavailable %q, error %q", res.label(), res.Unavailable, res.Err)
+		}
+	}
+	// The largest frame that fits, and a large message at 1x1.
+	for _, c := range []struct {
+		size int
+		pc   PC
+	}{{pipeBuf - headroom, PC{4, 4}}, {64 << 10, PC{1, 1}}} {
+		if res := runOne(t, r, tr, ModeStream, c.size, c.pc); !res.OK() {
+			t.Fatalf("%s: %s%s", res.label(), res.Err, res.Unavailable)
+		}
+	}
+	cfg := Config{Transports: []string{Baseline}, Modes: []string{ModeStream}, StreamSizes: []int{64, pipeBuf - headroom, pipeBuf}, Counts: []PC{{1, 1}, {4, 4}}}
+	if err := cfg.fill(); err != nil {
+		t.Fatal(err)
+	}
+	cells, err := cfg.plan()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, c := range cells {
+		got = append(got, fmt.Sprintf("%d:%dx%d", c.spec.Size, c.spec.Producers, c.spec.Consumers))
+	}
+	if want := "64:1x1 64:4x4 4092:1x1 4092:4x4 4096:1x1"; strings.Join(got, " ") != want {
+		t.Fatalf("planned %v, want %s", got, want)
+	}
+}
+
+// A PxC cell compares with os-pipe at the same PxC, else at 1x1.
+func TestRatioSameCounts(t *testing.T) {
+	res := finish([]Result{
+		{Transport: Baseline, Mode: ModeStream, Size: 64, Producers: 1, Consumers: 1, MsgsPerSec: 1e6},
+		{Transport: Baseline, Mode: ModeStream, Size: 64, Producers: 4, Consumers: 4, MsgsPerSec: 2e6},
+		{Transport: "shm-mpmc", Mode: ModeStream, Size: 64, Producers: 4, Consumers: 4, MsgsPerSec: 10e6},
+		{Transport: "shm-mpmc", Mode: ModeStream, Size: 64, Producers: 2, Consumers: 2, MsgsPerSec: 3e6},
+		{Transport: "shm-mpmc", Mode: ModeStream, Size: 64, Producers: 1, Consumers: 1, MsgsPerSec: 4e6},
+	})
+	want := map[string]float64{"os-pipe 1x1": 1, "os-pipe 4x4": 1, "shm-mpmc 4x4": 5, "shm-mpmc 2x2": 3, "shm-mpmc 1x1": 4}
+	for _, r := range res {
+		k := r.Transport + " " + PC{r.Producers, r.Consumers}.String()
+		if r.Ratio != want[k] {
+			t.Errorf("%s: ratio %v, want %v", k, r.Ratio, want[k])
+		}
 	}
 }
 

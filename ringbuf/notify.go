@@ -23,6 +23,14 @@ package ringbuf
 // that read s after the bump re-checks the ring after the publish. The cost
 // on the fast path is one load of a line that changes only when someone
 // goes to sleep.
+//
+// With several sleepers that argument is per wakeup: each publish wakes one,
+// but the taker of a message need not be the one woken, and a taker may
+// stop while messages remain. MPMC takers therefore chain: after taking, if
+// another message is published and a sleeper announced, wake one more
+// (Queue.chainConsumers, chainProducers). Without it a consumer could sleep
+// forever beside a full queue (found by the bench: 1 producer, 3
+// consumers that each stop after their share).
 
 import (
 	"context"

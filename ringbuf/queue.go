@@ -498,6 +498,9 @@ func (q *Queue) tryPut(msg []byte) error {
 	if q.notEmpty.wake(1) {
 		q.bump(sWakeups, 1)
 	}
+	if q.mode == MPMC {
+		q.chainProducers()
+	}
 	return nil
 }
 
@@ -761,11 +764,38 @@ func (q *Queue) finishGet(end uint64, n int) {
 	q.bump(sBytesOut, uint64(n))
 }
 
+// chainConsumers passes a wakeup on. A publish wakes one sleeping
+// consumer, but the consumer that takes a message is not always the one
+// woken (another may be spinning or draining on the fast path), and a
+// consumer may stop taking messages while some remain. So whoever takes a
+// message from an MPMC ring and sees another one published, with a
+// sleeper announced, wakes one more: while messages remain, sleepers keep
+// being woken. The cost when nobody sleeps is one load of the waiters word.
+func (q *Queue) chainConsumers() {
+	if q.notEmpty.waiters.Load() != 0 && q.mp.readyGet(true) {
+		if q.notEmpty.wake(1) {
+			q.bump(sWakeups, 1)
+		}
+	}
+}
+
+// chainProducers is chainConsumers for producers waiting for free slots.
+func (q *Queue) chainProducers() {
+	if q.notFull.waiters.Load() != 0 && q.mp.readyPut(true) {
+		if q.notFull.wake(1) {
+			q.bump(sWakeups, 1)
+		}
+	}
+}
+
 // wakeProducers makes freed space visible and wakes up to k sleeping
 // producers. For SPSC the head is published lazily, but always when a
 // producer announced it waits: it announces before re-reading head, and we
 // load the announcement after our store, so one of us sees the other.
 func (q *Queue) wakeProducers(k int) {
+	if q.mode == MPMC {
+		q.chainConsumers()
+	}
 	if q.mode == SPSC {
 		if !q.sp.lazyRelease() {
 			if q.notFull.waiters.Load() == 0 {
@@ -883,6 +913,9 @@ func (q *Queue) tryPutBatch(msgs [][]byte) (int, error) {
 		q.bump(sBytesIn, bytes)
 		if q.notEmpty.wake(k) {
 			q.bump(sWakeups, 1)
+		}
+		if q.mode == MPMC {
+			q.chainProducers()
 		}
 	}
 	return k, err

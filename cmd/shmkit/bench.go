@@ -20,7 +20,8 @@ const benchUsage = `usage: shmkit bench [flags]
 Runs one workload over many transports, each side in its own process, and
 prints a table (stdout), progress (stderr), an SVG chart and optionally JSON.
 Defaults take under a minute on two cores. Ratios ("x pipe") compare each
-result with os-pipe in the same run, which always runs.
+result with os-pipe in the same run, which always runs, at the same
+producers x consumers where os-pipe ran them (else at 1x1).
 
 flags:
 `
@@ -46,7 +47,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchFlags, error) {
 		sizes      = fs.String("sizes", "64,4K,64K,1M", "message sizes of the stream workload (bytes; K and M are KiB and MiB)")
 		rttSizes   = fs.String("rtt-sizes", "64", "message sizes of the round-trip workload")
 		modes      = fs.String("modes", "stream,rtt", "workloads: stream (one way), rtt (ping-pong)")
-		counts     = fs.String("counts", "1x1,4x4", "producers x consumers of stream cells on transports that take several (shm-mpmc, go-chan)")
+		counts     = fs.String("counts", "1x1,4x4", "producers x consumers of stream cells on transports that take several (shm-mpmc, go-chan; os-pipe up to 4092-byte messages)")
 		duration   = fs.Duration("duration", def.Duration, "measured time of one repetition")
 		warmup     = fs.Duration("warmup", def.Warmup, "unmeasured warm-up before the repetitions of a cell")
 		reps       = fs.Int("reps", def.Reps, "repetitions per cell (the median is reported)")

@@ -228,13 +228,9 @@ func OpenPipe(name string) (*Conn, error) {
 // OpenPipeFile opens end B of a pipe passed as an inherited file (see
 // Conn.File and shm.OpenFile). f stays open for the caller to close.
 func OpenPipeFile(f *os.File) (*Conn, error) {
-	seg, err := shm.OpenFile(f)
+	seg, err := openQueueFile(f)
 	if err != nil {
 		return nil, err
-	}
-	if seg.Info().Kind != shm.KindQueue {
-		seg.Close()
-		return nil, shm.ErrIncompatible
 	}
 	return newConn(seg, pipeBA, pipeAB, Options{Spin: defaultSpin}, true)
 }

@@ -224,6 +224,16 @@ func Open(name string) (*Queue, error) {
 // OpenFile attaches to a queue passed as an inherited file (see
 // shm.OpenFile).
 func OpenFile(f *os.File) (*Queue, error) {
+	seg, err := openQueueFile(f)
+	if err != nil {
+		return nil, err
+	}
+	return attach(seg, "", Options{Spin: defaultSpin})
+}
+
+// openQueueFile attaches to an inherited segment of queue kind (a Queue's
+// or a Pipe's).
+func openQueueFile(f *os.File) (*shm.Segment, error) {
 	seg, err := shm.OpenFile(f)
 	if err != nil {
 		return nil, err
@@ -232,7 +242,7 @@ func OpenFile(f *os.File) (*Queue, error) {
 		seg.Close()
 		return nil, shm.ErrIncompatible
 	}
-	return attach(seg, "", Options{Spin: defaultSpin})
+	return seg, nil
 }
 
 // attach opens the queue in seg and takes ownership of seg (closing it on

@@ -152,13 +152,14 @@ type entry struct {
 }
 
 type qhandle struct {
-	q       *ringbuf.Queue
-	name    string
-	resv    *entry // outstanding Reserve
-	resvN   int
-	resvBuf []byte
-	resvID  int
-	peek    *entry // outstanding Peek
+	q            *ringbuf.Queue
+	name         string
+	resv         *entry // outstanding Reserve
+	resvN        int
+	resvBuf      []byte
+	resvID       int
+	resvPrevTail uint64 // model tail before the reservation (SPSC)
+	peek         *entry // outstanding Peek
 }
 
 // opsRun holds the model of one input's queue. Every call's result is
@@ -506,7 +507,9 @@ func (r *opsRun) reserve(h *qhandle, n int, variant byte) {
 	id := r.nextID
 	r.nextID++
 	copy(b, message(id, n))
+	prevTail := r.tail
 	h.resv, h.resvN, h.resvBuf, h.resvID = r.push(nil, n, true), n, b, id
+	h.resvPrevTail = prevTail
 }
 
 func (r *opsRun) commit(h *qhandle, m int) {
@@ -517,6 +520,15 @@ func (r *opsRun) commit(h *qhandle, m int) {
 	}
 	if m < 0 || m > h.resvN {
 		r.want(err, ringbuf.ErrInvalid) // the reservation stays
+		return
+	}
+	if r.mode == ringbuf.SPSC && r.closed {
+		// An SPSC reservation is not published after Close: consumers
+		// draining the closed queue may be gone.
+		r.want(err, ringbuf.ErrClosed)
+		r.q = r.q[:len(r.q)-1]
+		r.tail = h.resvPrevTail
+		h.resv = nil
 		return
 	}
 	if err != nil {
@@ -1586,7 +1598,7 @@ func (r *imageRun) call(h *imHandle, code int, variant byte) {
 			}
 			r.checkInRing(h, b)
 			copy(b, message(99, n))
-			if err := h.q.Commit(n); err != nil {
+			if err := h.q.Commit(n); err != nil && !errors.Is(err, ringbuf.ErrClosed) {
 				r.failf("%s: Commit after Reserve: %v", h.name, err)
 			}
 		}

@@ -95,7 +95,10 @@ func (r *mpmc) claimPutPos() (pos uint64, st claimState, err error) {
 			// took it (head > p-nslots) and is slow or dead.
 			q := p - r.nslots
 			r.withdraw(r.claimPut)
-			if h := r.head.Load(); h > q && seq == q+1 {
+			// seq == q+1: a consumer took q and has not freed it; seq == q
+			// with head > q: a consumer took q to recover it from a dead
+			// producer and has not freed it yet. Either may be dead.
+			if h := r.head.Load(); h > q {
 				// head <= tail always holds: a head beyond a tail loaded
 				// after it is corruption, not a stale p.
 				if t := r.tail.Load(); h > t {
@@ -223,7 +226,7 @@ func (r *mpmc) readyPut(stuck bool) bool {
 	if seq == p {
 		return true
 	}
-	return !stuck && p >= r.nslots && seq == p-r.nslots+1 && r.head.Load() > p-r.nslots
+	return !stuck && p >= r.nslots && (seq == p-r.nslots+1 || seq == p-r.nslots) && r.head.Load() > p-r.nslots
 }
 
 func (r *mpmc) depth() uint64 {

@@ -483,7 +483,7 @@ func (q *Queue) tryPut(msg []byte) error {
 		if q.closed() {
 			// Closed since prodReady looked: consumers may have drained
 			// already. Hand the slot over empty and say so.
-			q.mp.publish(pos, 0, recDead)
+			q.abandonPut(pos)
 			return ErrClosed
 		}
 		copy(q.mp.payload(pos, len(msg)), msg)
@@ -512,6 +512,15 @@ func (q *Queue) tryPut(msg []byte) error {
 		q.chainProducers()
 	}
 	return nil
+}
+
+// abandonPut publishes a claimed MPMC position as a record consumers
+// skip, and wakes one that may wait on it.
+func (q *Queue) abandonPut(pos uint64) {
+	q.mp.publish(pos, 0, recDead)
+	if q.notEmpty.wake(1) {
+		q.bump(sWakeups, 1)
+	}
 }
 
 // claimPut takes an MPMC position, or returns ErrFull (recovering a slot
@@ -678,6 +687,7 @@ func (q *Queue) next(limit int) (msg []byte, end uint64, flags uint32, err error
 	if err := q.consReady(); err != nil {
 		return nil, 0, 0, err
 	}
+	looks := 0 // bounds the closed-drain retries below
 	for attempt := 0; ; attempt++ {
 		var ok bool
 		if q.mode == MPMC {
@@ -710,19 +720,18 @@ func (q *Queue) next(limit int) (msg []byte, end uint64, flags uint32, err error
 			// is dead; if it lives, its message is still coming.
 			if q.mode == MPMC && q.mp.tail.Load() != q.mp.head.Load() {
 				p := q.mp.head.Load()
-				if q.mp.seq(p).Load() == p+1 {
-					attempt = 0 // published since we looked: take it
+				sq := q.mp.seq(p).Load() // once: it may change under us
+				retry := sq != p         // published, or taken, since we looked
+				if !retry {
+					retry = q.recoverProducer(p)
+				}
+				if looks++; retry && looks < 64 { // bounded: a scribbled seq must not spin us
+					attempt = 0
 					continue
 				}
-				if q.mp.seq(p).Load() == p {
-					if q.recoverProducer(p) {
-						attempt = 0
-						continue
-					}
-					q.overdue(&q.cStuck, p) // wait for it on the stuck timer
-					q.bump(sEmpty, 1)
-					return nil, 0, 0, ErrEmpty
-				}
+				q.overdue(&q.cStuck, p) // wait for it on the stuck timer
+				q.bump(sEmpty, 1)
+				return nil, 0, 0, ErrEmpty
 			}
 			return nil, 0, 0, ErrClosed
 		}
@@ -897,6 +906,11 @@ func (q *Queue) tryPutBatch(msgs [][]byte) (int, error) {
 				err = cerr
 				break
 			}
+			if q.closed() { // as in tryPut
+				q.abandonPut(pos)
+				err = ErrClosed
+				break
+			}
 			copy(q.mp.payload(pos, len(m)), m)
 			q.mp.publish(pos, len(m), recData)
 		} else {
@@ -911,6 +925,10 @@ func (q *Queue) tryPutBatch(msgs [][]byte) (int, error) {
 				break
 			}
 			q.sp.write(off, m)
+			if q.closed() {
+				err = ErrClosed // this one and the rest are not published
+				break
+			}
 			q.sp.advance(end)
 		}
 		bytes += uint64(len(m))
@@ -1025,6 +1043,10 @@ func (q *Queue) tryReserve(n int) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
+		if q.closed() { // as in tryPut
+			q.abandonPut(pos)
+			return nil, ErrClosed
+		}
 		q.resv = reservation{active: true, pos: pos, n: n}
 		return q.mp.payload(pos, n), nil
 	}
@@ -1051,6 +1073,14 @@ func (q *Queue) Commit(n int) error {
 		return ErrInvalid
 	}
 	q.resv = reservation{}
+	if q.mode == SPSC && q.closed() {
+		// An SPSC reservation is invisible until published, so a consumer
+		// draining the closed queue may be gone: do not publish. (An MPMC
+		// reservation is a claim that draining consumers wait for; it
+		// was checked against Close right after it was taken.)
+		q.pmu.Unlock()
+		return ErrClosed
+	}
 	if q.mode == MPMC {
 		q.mp.publish(r.pos, n, recData)
 	} else {
@@ -1252,15 +1282,19 @@ func (q *Queue) recoverProducer(pos uint64) bool {
 	if q.claimantAlive(sClaimPut, pos+1) {
 		return false
 	}
-	s := q.mp.slot(pos)
-	if q.mp.seq(pos).Load() != pos {
-		return true // published meanwhile
-	}
-	putHdr(s[8:], 0, recDead)
-	// Invariant: only one recoverer wins; the slot becomes a published
-	// dead record that consumers skip.
-	if q.mp.seq(pos).CompareAndSwap(pos, pos+1) {
+	// Take position pos as its consumer would: the head CAS elects one
+	// recoverer, which owns the slot until it frees it, so nothing is ever
+	// written into a slot that the next lap may already own. (Writing a
+	// "dead" header first and then CASing seq lost messages: a second
+	// recoverer could write over the next lap's record.)
+	q.mp.claimGet.Store(pos + 1)
+	if q.mp.head.CompareAndSwap(pos, pos+1) {
 		q.ctl.u64(cDeadProd).Add(1)
+		// Invariant: seq == pos (claimed, never published): hand the slot
+		// to the producer of the next lap.
+		q.mp.seq(pos).CompareAndSwap(pos, pos+q.mp.nslots)
+	} else {
+		q.mp.claimGet.Store(0)
 	}
 	q.cStuck = stuckState{}
 	return true
@@ -1275,6 +1309,11 @@ func (q *Queue) recoverConsumer(pos uint64) bool {
 	// Invariant: the CAS frees the slot for the next lap exactly once.
 	if q.mp.seq(pos).CompareAndSwap(pos+1, pos+q.mp.nslots) {
 		q.ctl.u64(cDeadCons).Add(1)
+	} else {
+		// A consumer that died recovering a dead producer's position,
+		// between its head CAS and freeing the slot: the loss was
+		// counted as a dead producer slot already.
+		q.mp.seq(pos).CompareAndSwap(pos, pos+q.mp.nslots)
 	}
 	q.pStuck = stuckState{}
 	return true

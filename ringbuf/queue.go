@@ -480,12 +480,6 @@ func (q *Queue) tryPut(msg []byte) error {
 		if err != nil {
 			return err
 		}
-		if q.closed() {
-			// Closed since prodReady looked: consumers may have drained
-			// already. Hand the slot over empty and say so.
-			q.abandonPut(pos)
-			return ErrClosed
-		}
 		copy(q.mp.payload(pos, len(msg)), msg)
 		q.mp.publish(pos, len(msg), recData)
 	} else {
@@ -523,7 +517,8 @@ func (q *Queue) abandonPut(pos uint64) {
 	}
 }
 
-// claimPut takes an MPMC position, or returns ErrFull (recovering a slot
+// claimPut takes an MPMC position, or returns ErrClosed (re-checked after
+// the claim, which is then abandoned) or ErrFull (recovering a slot
 // whose consumer died, when that is what blocks it).
 func (q *Queue) claimPut() (uint64, error) {
 	for {
@@ -538,6 +533,12 @@ func (q *Queue) claimPut() (uint64, error) {
 			}
 			if testHookClaimed != nil {
 				testHookClaimed()
+			}
+			if q.closed() {
+				// Closed since prodReady looked: consumers may have
+				// drained already. Hand the slot over empty and say so.
+				q.abandonPut(pos)
+				return 0, ErrClosed
 			}
 			return pos, nil
 		case stuck:
@@ -906,11 +907,6 @@ func (q *Queue) tryPutBatch(msgs [][]byte) (int, error) {
 				err = cerr
 				break
 			}
-			if q.closed() { // as in tryPut
-				q.abandonPut(pos)
-				err = ErrClosed
-				break
-			}
 			copy(q.mp.payload(pos, len(m)), m)
 			q.mp.publish(pos, len(m), recData)
 		} else {
@@ -1042,10 +1038,6 @@ func (q *Queue) tryReserve(n int) ([]byte, error) {
 		pos, err := q.claimPut()
 		if err != nil {
 			return nil, err
-		}
-		if q.closed() { // as in tryPut
-			q.abandonPut(pos)
-			return nil, ErrClosed
 		}
 		q.resv = reservation{active: true, pos: pos, n: n}
 		return q.mp.payload(pos, n), nil

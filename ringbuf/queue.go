@@ -83,9 +83,7 @@ type reservation struct {
 
 type peekState struct {
 	active bool
-	end    uint64 // SPSC
-	pos    uint64 // MPMC
-	flags  uint32
+	end    uint64 // SPSC: position after the record; MPMC: its position
 }
 
 type stuckState struct {
@@ -1115,11 +1113,11 @@ func (q *Queue) Peek(ctx context.Context) ([]byte, error) {
 }
 
 func (q *Queue) tryPeek() ([]byte, error) {
-	msg, end, flags, err := q.next(-1)
+	msg, end, _, err := q.next(-1)
 	if err != nil {
 		return nil, err
 	}
-	q.peek = peekState{active: true, end: end, pos: end, flags: flags}
+	q.peek = peekState{active: true, end: end}
 	q.bump(sBytesOut, uint64(len(msg)))
 	return msg, nil
 }
@@ -1132,7 +1130,7 @@ func (q *Queue) Release() error {
 	p := q.peek
 	q.peek = peekState{}
 	if q.mode == MPMC {
-		q.mp.free(p.pos)
+		q.mp.free(p.end)
 	} else {
 		q.sp.consume(p.end)
 	}

@@ -44,9 +44,9 @@ type Options struct {
 	MaxMessage int
 	// Spin bounds how long a blocked call re-checks the ring before it
 	// sleeps in the kernel (0 takes the default, 50 µs; negative disables
-	// spinning). Within that bound the handle adapts: it spins about twice
-	// as long as its recent short waits lasted, and stops spinning when
-	// waits are long (the peer is idle). Spinning is skipped when the peer
+	// spinning). Within that bound the handle adapts: a wait that ended
+	// within 4x the current budget doubles it, a longer one (the peer was
+	// idle) halves it, down to 1 µs. Spinning is skipped when the peer
 	// cannot run meanwhile: GOMAXPROCS or the CPUs available is 1.
 	Spin time.Duration
 	// BusyPoll makes blocked calls of this handle spin (yielding to the Go

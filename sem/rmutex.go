@@ -21,7 +21,7 @@ const (
 // Python's multiprocessing.RLock.
 //
 // Recursion needs the goroutine's identity, which Go does not expose; on
-// amd64 and arm64 it is read from the runtime's g register (a nanosecond),
+// amd64 and arm64 it is read from the runtime's g register (one load),
 // elsewhere parsed from runtime.Stack (microseconds).
 type RMutex struct {
 	m     *robust.Mutex

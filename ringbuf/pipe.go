@@ -298,6 +298,8 @@ func (c *Conn) claim() error {
 	}
 	if err := claimConsumer(c.in); err != nil {
 		c.out.pmu.Lock()
+		// Invariant (as in Queue.takeRole): a role word names at most one
+		// live holder; only that holder clears it, and only from itself.
 		c.out.ctl.u32(cProducer).CompareAndSwap(uint32(c.seg.Self()), 0)
 		c.out.prodRole = false
 		c.out.pmu.Unlock()
@@ -455,6 +457,8 @@ func (c *Conn) block(w *waiter) error {
 		return nil
 	case errors.Is(err, futex.ErrTimeout):
 		// A slice (or the deadline) ended: is the peer still there?
+		// The peer's role word: any value is safe to ask about (Alive
+		// bounds-checks the slot); 0 means the peer has not attached.
 		t := shm.Token(w.q.ctl.u32(w.peerRole).Load())
 		if t != 0 && !c.seg.Alive(t) {
 			w.dead = true
@@ -800,6 +804,7 @@ func (c *Conn) Close() error {
 		c.out.Close()
 		c.in.Close()
 		self := uint32(c.seg.Self())
+		// Release our sides (CAS from self only: never clear a successor).
 		c.out.ctl.u32(cProducer).CompareAndSwap(self, 0)
 		c.in.ctl.u32(cConsumer).CompareAndSwap(self, 0)
 	}

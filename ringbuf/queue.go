@@ -1172,6 +1172,7 @@ func (q *Queue) Detach() error {
 		q.sp.releaseHead()
 	}
 	self := uint32(q.seg.Self())
+	// Release our SPSC sides: CAS from self only, never clearing a successor.
 	q.ctl.u32(cProducer).CompareAndSwap(self, 0)
 	q.ctl.u32(cConsumer).CompareAndSwap(self, 0)
 	q.seg.Unpin()

@@ -14,13 +14,7 @@ import (
 // counterparts in one run: each row is one lock+unlock, acquire+release or
 // add, with no other party, so no syscall may happen.
 func BenchmarkUncontended(b *testing.B) {
-	name := "bench-uncontended"
-	seg, err := shm.Create(name, 1<<16)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer shm.Unlink(name)
-	defer seg.Close()
+	seg, _ := newSeg(b)
 	ctx := context.Background()
 	mu := must(sem.NewMutex(seg, "mu"))
 	rm := must(sem.NewRMutex(seg, "rm"))
@@ -59,13 +53,7 @@ func BenchmarkUncontended(b *testing.B) {
 // BenchmarkContended runs Lock+Unlock from GOMAXPROCS goroutines of one
 // process on one handle: the slow path, spinning and the one-sleeper gate.
 func BenchmarkContended(b *testing.B) {
-	name := "bench-contended"
-	seg, err := shm.Create(name, 1<<16)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer shm.Unlink(name)
-	defer seg.Close()
+	seg, _ := newSeg(b)
 	ctx := context.Background()
 	mu := must(sem.NewMutex(seg, "mu"))
 	var smu sync.Mutex

@@ -15,7 +15,7 @@ import (
 )
 
 // newSeg creates a named segment for one test and removes it afterwards.
-func newSeg(t *testing.T) (*shm.Segment, string) {
+func newSeg(t testing.TB) (*shm.Segment, string) {
 	t.Helper()
 	name := testutil.Name(t)
 	seg, err := shm.Create(name, 1<<20)

@@ -38,6 +38,17 @@ func roleHoldLock(ctx context.Context) error {
 	return nil
 }
 
+// spawnHolder starts a child that takes the mutex "mu" of segment name and
+// returns once it holds it.
+func spawnHolder(t *testing.T, ctx context.Context, name string) *testutil.Child {
+	t.Helper()
+	c := testutil.Spawn(t, "hold-lock", testutil.Env("SEG", name))
+	if err := c.Await(ctx, "locked"); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // TestMutexOwnerKilled kills a child holding the mutex, 200 times. The
 // parent is either already asleep in Lock (even rounds) or arrives after
 // the death (odd rounds); either way it must get ErrOwnerDead, repair, and
@@ -53,10 +64,7 @@ func TestMutexOwnerKilled(t *testing.T) {
 	ctx := testutil.Context(t)
 	var sleeping []time.Duration
 	for r := 0; r < rounds; r++ {
-		c := testutil.Spawn(t, "hold-lock", testutil.Env("SEG", name))
-		if err := c.Await(ctx, "locked"); err != nil {
-			t.Fatalf("round %d: %v", r, err)
-		}
+		c := spawnHolder(t, ctx, name)
 		var got error
 		var killed time.Time
 		if r%2 == 0 {
@@ -104,10 +112,7 @@ func TestMutexStoppedOwnerIsAlive(t *testing.T) {
 	seg, name := newSeg(t)
 	mu := must(sem.NewMutex(seg, "mu"))
 	ctx := testutil.Context(t)
-	c := testutil.Spawn(t, "hold-lock", testutil.Env("SEG", name))
-	if err := c.Await(ctx, "locked"); err != nil {
-		t.Fatal(err)
-	}
+	c := spawnHolder(t, ctx, name)
 	if err := c.Stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -142,10 +147,7 @@ func TestMutexNotRecoverable(t *testing.T) {
 	seg, name := newSeg(t)
 	mu := must(sem.NewMutex(seg, "mu"))
 	ctx := testutil.Context(t)
-	c := testutil.Spawn(t, "hold-lock", testutil.Env("SEG", name))
-	if err := c.Await(ctx, "locked"); err != nil {
-		t.Fatal(err)
-	}
+	c := spawnHolder(t, ctx, name)
 	c.Kill()
 	if err := mu.Lock(ctx); !errors.Is(err, sem.ErrOwnerDead) {
 		t.Fatalf("Lock = %v, want ErrOwnerDead", err)

@@ -14,8 +14,9 @@ import (
 )
 
 // TestMPMCManyHandlesNoStall: producers and consumers, one handle each, in
-// one process; every message is delivered and no consumer sleeps through
-// a published message.
+// one process; every message is delivered within a 3 s per-Get deadline.
+// (It did not reproduce the stall that chained wakeups fix; the bench's
+// TestManyProducersConsumers did, in about 1 run of 6, and guards it.)
 func TestMPMCManyHandlesNoStall(t *testing.T) {
 	for round := 0; round < 30; round++ {
 		for _, pc := range [][2]int{{4, 4}, {3, 2}, {1, 3}} {
@@ -155,6 +156,9 @@ func init() {
 	}
 }
 
+// TestMPMCCrossProcessNoStall: the same across processes, in phases with
+// idle gaps (consumers asleep) and per-consumer quotas of end markers, as
+// the bench runs them; each consumer Get has a 5 s deadline.
 func TestMPMCCrossProcessNoStall(t *testing.T) {
 	for round := 0; round < 20; round++ {
 		for _, pc := range [][2]int{{4, 4}, {3, 2}, {1, 3}} {

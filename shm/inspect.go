@@ -98,7 +98,7 @@ func inspect(f *os.File, name string) (*Report, error) {
 		return nil, errorf(ErrCorrupt, "object count %d exceeds table of %d", n, h.tableCap)
 	}
 	for i := 0; i < int(n); i++ {
-		o, err := s.entryBounded(i)
+		o, err := s.entry(i) // bounds come from the validated header
 		if err != nil {
 			return nil, err
 		}
@@ -131,10 +131,6 @@ func inspect(f *os.File, name string) (*Report, error) {
 	}
 	return r, nil
 }
-
-// entryBounded is entry for a segment whose data area is not in memory
-// (Inspect): the bounds come from the header, which was validated.
-func (s *Segment) entryBounded(i int) (Object, error) { return s.entry(i) }
 
 // ErrNotStale: RemoveStale found a live participant.
 var ErrNotStale = errors.New("shm: segment has a live participant")

@@ -91,7 +91,7 @@ func newJoinable(q *Queue, err error) (*JoinableQueue, error) {
 		unfinished: q.ctl.u64(cUnfinished),
 		seq:        q.ctl.u32(cJoinSeq),
 		waiters:    q.ctl.u32(cJoinWait),
-		gate:       futex.NewGate(),
+		gate:       new(futex.Gate),
 	}, nil
 }
 
@@ -230,7 +230,7 @@ func (j *JoinableQueue) joinSlow(ctx context.Context, w0 uint64) error {
 		if finished() {
 			return nil
 		}
-		if err := j.gate.Enter(ctx); err != nil {
+		if err := j.gate.Enter(ctx, nil); err != nil {
 			return err
 		}
 		err := seg.Sleep(ctx, j.seq, s, time.Time{})

@@ -78,7 +78,7 @@ func (n *notifier) sleep(ctx context.Context, sp *spinner, limit time.Time, read
 		if ready() {
 			return nil
 		}
-		if err := n.gate.Enter(ctx); err != nil {
+		if err := n.gate.Enter(ctx, nil); err != nil {
 			return err
 		}
 		*sleeps++

@@ -308,8 +308,8 @@ func attachIn(seg *shm.Segment, prefix string, o Options) (q *Queue, err error) 
 		q.mp.claimPut.Store(0)
 		q.mp.claimGet.Store(0)
 	}
-	q.notEmpty = notifier{seg: seg, seq: c.u32(cNotEmpty), waiters: c.u32(cNotEmpty + 4), gate: futex.NewGate()}
-	q.notFull = notifier{seg: seg, seq: c.u32(cNotFull), waiters: c.u32(cNotFull + 4), gate: futex.NewGate()}
+	q.notEmpty = notifier{seg: seg, seq: c.u32(cNotEmpty), waiters: c.u32(cNotEmpty + 4), gate: new(futex.Gate)}
+	q.notFull = notifier{seg: seg, seq: c.u32(cNotFull), waiters: c.u32(cNotFull + 4), gate: new(futex.Gate)}
 	return q, nil
 }
 

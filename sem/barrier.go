@@ -2,24 +2,25 @@ package sem
 
 // Barrier protocol.
 //
-// Words: lock @0 (a robust mutex word, internal/robust) guarding count and
-// the arrival table; gen @4 (the futex word: generation<<1 | broken);
-// count @8 (parties arrived in this generation); outcome @12 (bit g%32 set
-// when generation g was broken); tokens @64 (participant token of each
-// arrival, so sleepers can prove a party dead). Parties sit in the object
-// table's aux word, immutable.
+// Object: lock @0 (a robust mutex word, internal/robust) guarding count and
+// the arrival table; gen @4 (generation<<1 | broken); count @8 (parties
+// arrived in this generation); outcome @12 (bit g%32 set when generation g
+// was broken); then the lock's event count, gen's event count, and the
+// arrival table (participant token of each arrival, so sleepers can prove
+// a party dead). Parties sit in the object table's aux word, immutable.
 //
 // Arrive: under the lock, record the token and count+1. The last arrival
 // resets count, clears the next generation's outcome bit, stores gen+1
-// (unbroken) and wakes everyone. Others sleep on gen with FUTEX_WAIT(gen, w)
-// where w is the word they saw under the lock: any release or break changes
-// gen after that, so the wait cannot miss it (EAGAIN or a wake).
+// (unbroken) and notifies everyone. Others wait on gen's event count for
+// gen to differ from the w they saw under the lock: any release or break
+// changes gen after that and then notifies, so the wait cannot miss it
+// (the event count's argument, internal/futex).
 //
 // Breaking (a timeout, Abort, Reset with waiters, a party proven dead, a
 // party dying inside the lock): set the generation's outcome bit, then the
-// broken bit of gen, and wake all. A sleeper that finds gen moved on reads
-// its own generation's outcome bit, which was written before gen changed
-// and is cleared only when generation+32 starts.
+// broken bit of gen, and notify all. A sleeper that finds gen moved on
+// reads its own generation's outcome bit, which was written before gen
+// changed and is cleared only when generation+32 starts.
 //
 // Sleepers wake every CheckInterval to ask the kernel whether the arrived
 // parties are alive; one that died breaks the barrier. A party that dies
@@ -41,11 +42,18 @@ const (
 	barGen     = 4
 	barCount   = 8
 	barOutcome = 12
-	barTokens  = 64
+	barFixed   = 16
 
 	// MaxParties bounds a Barrier's size.
 	MaxParties = 1 << 16
 )
+
+// barLayout returns the object size and the offsets of its event counts
+// (0: the lock's, 1: gen's) and of its arrival table.
+func barLayout(seg *shm.Segment, parties int) (size int, ecOff func(int) int, tokens int) {
+	size, ecOff = objLayout(seg, barFixed, 2, 4*parties)
+	return size, ecOff, ecOff(2)
+}
 
 // Barrier makes a fixed number of parties wait for each other: Python's
 // multiprocessing.Barrier.
@@ -53,10 +61,11 @@ type Barrier struct {
 	seg     *shm.Segment
 	mu      *robust.Mutex
 	gen     *atomic.Uint32
+	genEC   *futex.EventCount // waiters for gen to move
+	sp      futex.Spinner
 	count   *atomic.Uint32
 	outcome *atomic.Uint32
 	tokens  []atomic.Uint32
-	gate    *futex.Gate
 }
 
 // NewBarrier creates a Barrier called name for parties parties.
@@ -64,11 +73,12 @@ func NewBarrier(seg *shm.Segment, name string, parties int) (*Barrier, error) {
 	if parties <= 0 || parties > MaxParties {
 		return nil, ErrInvalid
 	}
-	_, mem, err := seg.Alloc(name, shm.KindBarrier, uint32(parties), barTokens+4*parties, nil)
+	size, _, _ := barLayout(seg, parties)
+	_, mem, err := seg.Alloc(name, shm.KindBarrier, uint32(parties), size, nil)
 	if err != nil {
 		return nil, err
 	}
-	return newBarrier(seg, mem, parties), nil
+	return newBarrier(seg, mem, parties)
 }
 
 // LookupBarrier finds the Barrier called name.
@@ -78,23 +88,34 @@ func LookupBarrier(seg *shm.Segment, name string) (*Barrier, error) {
 		return nil, err
 	}
 	parties := int(o.Aux)
-	if parties <= 0 || parties > MaxParties || len(mem) < barTokens+4*parties {
+	if parties <= 0 || parties > MaxParties {
 		return nil, ErrInvalid
 	}
-	return newBarrier(seg, mem, parties), nil
+	if size, _, _ := barLayout(seg, parties); len(mem) < size {
+		return nil, ErrInvalid
+	}
+	return newBarrier(seg, mem, parties)
 }
 
-func newBarrier(seg *shm.Segment, mem []byte, parties int) *Barrier {
-	b := &Barrier{
+func newBarrier(seg *shm.Segment, mem []byte, parties int) (*Barrier, error) {
+	_, ecOff, tokens := barLayout(seg, parties)
+	mu, err := newRobust(seg, mem, ecOff(0))
+	if err != nil {
+		return nil, err
+	}
+	genEC, err := eventCount(seg, mem, ecOff(1))
+	if err != nil {
+		return nil, err
+	}
+	return &Barrier{
 		seg:     seg,
-		mu:      newRobust(seg, mem),
+		mu:      mu,
 		gen:     word(mem, barGen),
+		genEC:   genEC,
 		count:   word(mem, barCount),
 		outcome: word(mem, barOutcome),
-		gate:    futex.NewGate(),
-	}
-	b.tokens = unsafeWords(mem[barTokens:], parties)
-	return b
+		tokens:  unsafeWords(mem[tokens:], parties),
+	}, nil
 }
 
 // Parties returns the number of parties.
@@ -125,7 +146,7 @@ func (b *Barrier) breakLocked(w uint32) {
 	}
 	b.outcome.Or(1 << ((w >> 1) % 32))
 	b.gen.Store(w | 1)
-	futex.Wake(b.gen, futex.All)
+	b.genEC.Notify(futex.All)
 }
 
 // Wait waits until all parties have called Wait, and returns this party's
@@ -159,7 +180,7 @@ func (b *Barrier) Wait(ctx context.Context) (int, error) {
 		b.outcome.And(^uint32(1 << (next % 32)))
 		b.gen.Store(next << 1)
 		b.mu.Unlock()
-		futex.Wake(b.gen, futex.All)
+		b.genEC.Notify(futex.All)
 		return int(n), nil
 	}
 	b.count.Store(n + 1)
@@ -167,7 +188,7 @@ func (b *Barrier) Wait(ctx context.Context) (int, error) {
 
 	nextCheck := time.Now().Add(robust.CheckInterval)
 	for {
-		err := sleep(ctx, b.seg, b.gate, b.gen, w, nextCheck)
+		err := b.genEC.Wait(ctx, nextCheck, &b.sp, func() bool { return b.gen.Load() != w })
 		if cur := b.gen.Load(); cur != w {
 			if cur>>1 == w>>1 || b.outcome.Load()&(1<<((w>>1)%32)) != 0 {
 				return int(n), ErrBroken
@@ -234,6 +255,6 @@ func (b *Barrier) Reset(ctx context.Context) error {
 	b.count.Store(0)
 	b.outcome.And(^uint32(1 << (next % 32)))
 	b.gen.Store(next << 1)
-	futex.Wake(b.gen, futex.All)
+	b.genEC.Notify(futex.All)
 	return b.mu.Unlock()
 }

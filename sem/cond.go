@@ -1,52 +1,43 @@
 package sem
 
-// Cond protocol (a sequence futex).
+// Cond protocol.
 //
-// Words: seq @0 (futex word, bumped by every Signal/Broadcast), waiters @4.
-// Wait(mu): read seq into s and announce (waiters+1) while still holding
-// mu, unlock mu, FUTEX_WAIT(seq, s), waiters-1, lock mu again.
-// Signal: seq+1; FUTEX_WAKE(1) if waiters > 0. Broadcast: seq+1; wake all.
+// Object: an event count. Wait(mu): announce on the event count and read
+// its sequence s while still holding mu (Prepare), unlock mu, sleep until
+// the sequence moves from s (Sleep), withdraw, lock mu again.
+// Signal: notify one waiter; Broadcast: notify all.
 //
-// No lost signal: a signal that follows the waiter's unlock of mu changes
-// seq after the waiter read s, so the waiter's FUTEX_WAIT(seq, s) either
-// fails with EAGAIN or is asleep when the wake comes. A signaller that holds
-// mu sees the waiter's announcement, made before mu was released. As with
-// every condition variable, a waiter may wake without a signal meant for it
-// (another process's signal, the at-most-one-sleeper gate): check the
-// predicate in a loop.
+// No lost signal: the waiter announced itself before it released mu, so a
+// Signal that follows the unlock sees the announcement and moves the
+// sequence after the waiter read s; its sleep then fails at once or is
+// woken (the event count's argument, internal/futex). As with every
+// condition variable a waiter may wake without a signal meant for it
+// (another process's signal, or one that woke another goroutine of this
+// process): check the predicate in a loop.
 
 import (
 	"context"
 	"errors"
-	"math"
-	"sync/atomic"
 
 	"github.com/shmkit/shmkit/internal/futex"
 	"github.com/shmkit/shmkit/shm"
 )
 
-const (
-	condSeq     = 0
-	condWaiters = 4
-	condSize    = 64
-)
-
 // Cond is a condition variable shared by processes, used with a Mutex:
 // Python's multiprocessing.Condition.
 type Cond struct {
-	seg     *shm.Segment
-	seq     *atomic.Uint32
-	waiters *atomic.Uint32
-	gate    *futex.Gate
+	seg *shm.Segment
+	ec  *futex.EventCount
 }
 
 // NewCond creates a Cond called name.
 func NewCond(seg *shm.Segment, name string) (*Cond, error) {
-	_, mem, err := seg.Alloc(name, shm.KindCond, 0, condSize, nil)
+	size, _ := objLayout(seg, 0, 1, 0)
+	_, mem, err := seg.Alloc(name, shm.KindCond, 0, size, nil)
 	if err != nil {
 		return nil, err
 	}
-	return newCond(seg, mem), nil
+	return newCond(seg, mem)
 }
 
 // LookupCond finds the Cond called name.
@@ -55,11 +46,15 @@ func LookupCond(seg *shm.Segment, name string) (*Cond, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newCond(seg, mem), nil
+	return newCond(seg, mem)
 }
 
-func newCond(seg *shm.Segment, mem []byte) *Cond {
-	return &Cond{seg: seg, seq: word(mem, condSeq), waiters: word(mem, condWaiters), gate: futex.NewGate()}
+func newCond(seg *shm.Segment, mem []byte) (*Cond, error) {
+	ec, err := eventCount(seg, mem, 0)
+	if err != nil {
+		return nil, err
+	}
+	return &Cond{seg: seg, ec: ec}, nil
 }
 
 // Wait unlocks mu, which the caller holds, sleeps until a Signal or
@@ -71,38 +66,29 @@ func (c *Cond) Wait(ctx context.Context, mu *Mutex) error {
 		return err
 	}
 	defer c.seg.Unpin()
-	s := c.seq.Load()
-	c.waiters.Add(1)
+	s := c.ec.Prepare()
 	if err := mu.Unlock(); err != nil {
-		c.waiters.Add(math.MaxUint32)
+		c.ec.Done()
 		return err
 	}
-	err := sleep(ctx, c.seg, c.gate, c.seq, s, zeroTime)
-	c.waiters.Add(math.MaxUint32)
-	if err != nil && c.seq.Load() != s && c.waiters.Load() > 0 {
-		// We may have swallowed a Signal meant for a waiter; pass it on.
-		futex.Wake(c.seq, 1)
-	}
+	err := c.ec.Sleep(ctx, s, zeroTime)
+	c.ec.Done()
 	if errors.Is(err, futex.ErrTimeout) {
 		err = nil
 	}
 	// Relock whatever happened: the caller's deferred Unlock expects it.
 	lerr := mu.Lock(context.WithoutCancel(ctx))
+	if err == nil {
+		return lerr
+	}
+	if lerr == nil {
+		return err
+	}
 	return errors.Join(err, lerr)
 }
 
 // Signal wakes one waiter, if any announced itself.
-func (c *Cond) Signal() {
-	c.seq.Add(1)
-	if c.waiters.Load() > 0 {
-		futex.Wake(c.seq, 1)
-	}
-}
+func (c *Cond) Signal() { c.ec.Notify(1) }
 
 // Broadcast wakes every waiter.
-func (c *Cond) Broadcast() {
-	c.seq.Add(1)
-	if c.waiters.Load() > 0 {
-		futex.Wake(c.seq, futex.All)
-	}
-}
+func (c *Cond) Broadcast() { c.ec.Notify(futex.All) }

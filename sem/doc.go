@@ -11,20 +11,27 @@
 // # Futexes
 //
 // Every primitive is built on 32-bit words manipulated with sync/atomic
-// (whose operations are sequentially consistent) and on futex(2) without
-// FUTEX_PRIVATE_FLAG, so sleepers in other processes are woken. The fast
-// paths (an uncontended Lock, an Acquire with permits, a Set with no
-// waiters) are one atomic instruction and make no syscall; sleepers announce
-// themselves (a waiters bit or count) so that wakers call FUTEX_WAKE only
-// when someone may sleep. Each file begins with its protocol and the
-// argument why no wakeup is lost. Waits take a context.Context: its deadline
-// becomes an absolute futex timeout, and its cancellation wakes the sleeper.
+// (whose operations are sequentially consistent) and on one sleep/wakeup
+// primitive, the event count of internal/futex, whose futex(2) calls are
+// not private, so sleepers in other processes are woken. The fast paths
+// (an uncontended Lock, an Acquire with permits, a Set with no waiters) are
+// one atomic instruction plus, for the waking side, a load of the event
+// count's announcement mask; they make no syscall. Waiters spin briefly
+// (adaptively), then announce themselves and sleep; wakers call FUTEX_WAKE
+// only when someone is announced. The argument why no wakeup is lost is
+// written once, in internal/futex; each file here begins with how its
+// primitive uses it. Waits take a context.Context: its deadline becomes an
+// absolute futex timeout, and its cancellation wakes the sleeper.
 //
 // A goroutine asleep in FUTEX_WAIT holds an OS thread. So that a thousand
 // goroutines waiting on one lock do not hold a thousand threads, at most one
-// goroutine per object handle sleeps in the kernel; the others park in the
-// Go scheduler behind it and re-check the shared word when they get through.
-// Look an object up once per process and share the handle.
+// goroutine per object and segment attachment sleeps in the kernel; the
+// others wait in the Go scheduler behind it, honouring their contexts, and
+// re-check the shared word when they get through.
+//
+// A process that dies while asleep leaves its announcement behind; the
+// first waker that finds nobody to wake has it cleared once the kernel
+// proves the process dead, so wakers make no syscalls again.
 //
 // # Robustness
 //
@@ -48,9 +55,6 @@
 //   - Ownership of Mutex is per process (participant), not per goroutine,
 //     as with sync.Mutex. RMutex is per goroutine.
 //   - A process that closes its segment while holding a lock abandons it.
-//   - A process that dies asleep in a Semaphore, Event or Cond leaves its
-//     waiter count raised: later wakers make a needless FUTEX_WAKE syscall.
-//     Correctness is unaffected.
 //   - Any process that can open the segment can corrupt these words; shmkit
 //     protects against crashed peers, not against malicious ones with write
 //     access (a scribbled lock word yields errors, never a crash).

@@ -2,24 +2,17 @@ package sem
 
 // Event protocol.
 //
-// Words: state @0 (the futex word: seq<<1 | set), waiters @4.
+// Object: state @0 (seq<<1 | set), then an event count.
 // Set: if the set bit is clear, CAS it on and bump seq in the same word;
-// then FUTEX_WAKE(all) if waiters > 0. Clear: CAS the set bit off.
-// Wait: remember the word w0; return if set; else waiters+1 and sleep with
-// FUTEX_WAIT(state, w) until the set bit is on or seq differs from w0's,
-// then waiters-1. Comparing seq means a Set followed at once by Clear still
-// releases everyone who was waiting (Python's Event behaves so too).
-//
-// No lost wakeup, by the same argument as Semaphore: if Set's load of
-// waiters missed a waiter, that waiter announced itself after the CAS and
-// its check (or its FUTEX_WAIT on the old word) sees the new word. Within a
-// process the kernel sleeper, once woken, leaves the gate and the goroutines
-// behind it see the new word without sleeping.
+// then notify every waiter. Clear: CAS the set bit off.
+// Wait: remember the word w0; return if set; else wait on the event count
+// until the set bit is on or seq differs from w0's. Comparing seq means a
+// Set followed at once by Clear still releases everyone who was waiting
+// (Python's Event behaves so too). The no-lost-wakeup argument is the event
+// count's (internal/futex), with Set's CAS as the change.
 
 import (
 	"context"
-	"errors"
-	"math"
 	"sync/atomic"
 	"time"
 
@@ -28,29 +21,29 @@ import (
 )
 
 const (
-	evState   = 0
-	evWaiters = 4
-	evSize    = 64
-	evSet     = 1
+	evState = 0
+	evFixed = 8
+	evSet   = 1
 )
 
 var zeroTime time.Time
 
 // Event is a flag processes can wait on: Python's multiprocessing.Event.
 type Event struct {
-	seg     *shm.Segment
-	state   *atomic.Uint32
-	waiters *atomic.Uint32
-	gate    *futex.Gate
+	seg   *shm.Segment
+	state *atomic.Uint32
+	ec    *futex.EventCount
+	sp    futex.Spinner
 }
 
 // NewEvent creates a clear Event called name.
 func NewEvent(seg *shm.Segment, name string) (*Event, error) {
-	_, mem, err := seg.Alloc(name, shm.KindEvent, 0, evSize, nil)
+	size, _ := objLayout(seg, evFixed, 1, 0)
+	_, mem, err := seg.Alloc(name, shm.KindEvent, 0, size, nil)
 	if err != nil {
 		return nil, err
 	}
-	return newEvent(seg, mem), nil
+	return newEvent(seg, mem)
 }
 
 // LookupEvent finds the Event called name.
@@ -59,11 +52,16 @@ func LookupEvent(seg *shm.Segment, name string) (*Event, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newEvent(seg, mem), nil
+	return newEvent(seg, mem)
 }
 
-func newEvent(seg *shm.Segment, mem []byte) *Event {
-	return &Event{seg: seg, state: word(mem, evState), waiters: word(mem, evWaiters), gate: futex.NewGate()}
+func newEvent(seg *shm.Segment, mem []byte) (*Event, error) {
+	_, ecOff := objLayout(seg, evFixed, 1, 0)
+	ec, err := eventCount(seg, mem, ecOff(0))
+	if err != nil {
+		return nil, err
+	}
+	return &Event{seg: seg, state: word(mem, evState), ec: ec}, nil
 }
 
 // Set sets the flag and wakes every waiter in every process.
@@ -79,9 +77,7 @@ func (e *Event) Set() {
 			break
 		}
 	}
-	if e.waiters.Load() > 0 {
-		futex.Wake(e.state, futex.All)
-	}
+	e.ec.Notify(futex.All)
 }
 
 // Clear resets the flag.
@@ -112,15 +108,8 @@ func (e *Event) waitSlow(ctx context.Context, w0 uint32) error {
 		return err
 	}
 	defer e.seg.Unpin()
-	e.waiters.Add(1)
-	defer e.waiters.Add(math.MaxUint32)
-	for {
+	return e.ec.Wait(ctx, zeroTime, &e.sp, func() bool {
 		w := e.state.Load()
-		if w&evSet != 0 || w>>1 != w0>>1 {
-			return nil
-		}
-		if err := sleep(ctx, e.seg, e.gate, e.state, w, zeroTime); err != nil && !errors.Is(err, futex.ErrTimeout) {
-			return err
-		}
-	}
+		return w&evSet != 0 || w>>1 != w0>>1
+	})
 }

@@ -2,8 +2,6 @@ package sem
 
 import (
 	"context"
-	"sync/atomic"
-	"unsafe"
 
 	"github.com/shmkit/shmkit/internal/robust"
 	"github.com/shmkit/shmkit/shm"
@@ -11,8 +9,8 @@ import (
 
 // Mutex is a robust mutual-exclusion lock shared by processes. The
 // protocol and its no-lost-wakeup argument are in internal/robust: one
-// 32-bit futex word holding the owner's participant token and the
-// owner-died and waiters bits.
+// 32-bit word holding the owner's participant token and the owner-died
+// bit, and an event count its waiters sleep on.
 //
 // Ownership belongs to the process (its participant token), not the
 // goroutine: like sync.Mutex, any goroutine of the holding process may
@@ -22,16 +20,20 @@ type Mutex struct {
 	m *robust.Mutex
 }
 
-// mutexSize: the lock word on a cache line of its own.
-const mutexSize = 64
+// Mutex object: the lock word, then its event count.
+const (
+	muLock  = 0
+	muFixed = 8
+)
 
 // NewMutex creates an unlocked Mutex called name in seg.
 func NewMutex(seg *shm.Segment, name string) (*Mutex, error) {
-	_, mem, err := seg.Alloc(name, shm.KindMutex, 0, mutexSize, nil)
+	size, _ := objLayout(seg, muFixed, 1, 0)
+	_, mem, err := seg.Alloc(name, shm.KindMutex, 0, size, nil)
 	if err != nil {
 		return nil, err
 	}
-	return newMutex(seg, mem), nil
+	return newMutex(seg, mem)
 }
 
 // LookupMutex finds the Mutex called name.
@@ -40,17 +42,16 @@ func LookupMutex(seg *shm.Segment, name string) (*Mutex, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newMutex(seg, mem), nil
+	return newMutex(seg, mem)
 }
 
-func newMutex(seg *shm.Segment, mem []byte) *Mutex {
-	return &Mutex{m: newRobust(seg, mem)}
-}
-
-func newRobust(seg *shm.Segment, mem []byte) *robust.Mutex {
-	// Objects are 64-byte aligned, so the word is aligned.
-	return robust.New((*atomic.Uint32)(unsafe.Pointer(&mem[0])), uint32(seg.Self()),
-		func(t uint32) bool { return seg.Alive(shm.Token(t)) }, seg)
+func newMutex(seg *shm.Segment, mem []byte) (*Mutex, error) {
+	_, ecOff := objLayout(seg, muFixed, 1, 0)
+	m, err := newRobust(seg, mem[muLock:], ecOff(0))
+	if err != nil {
+		return nil, err
+	}
+	return &Mutex{m: m}, nil
 }
 
 // Lock takes the lock, waiting until it is free, its holder is proven dead

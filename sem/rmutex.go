@@ -8,11 +8,13 @@ import (
 	"github.com/shmkit/shmkit/shm"
 )
 
+// RMutex object: the lock word, the owner's goroutine and depth, then the
+// lock's event count.
 const (
 	rmLock  = 0
 	rmGoid  = 8  // atomic uint64: goroutine id of the holder within its process
 	rmDepth = 16 // uint32: recursion depth, touched only by the holder
-	rmSize  = 64
+	rmFixed = 24
 )
 
 // RMutex is a recursive robust lock: the goroutine that holds it may lock
@@ -31,11 +33,12 @@ type RMutex struct {
 
 // NewRMutex creates an unlocked RMutex called name.
 func NewRMutex(seg *shm.Segment, name string) (*RMutex, error) {
-	_, mem, err := seg.Alloc(name, shm.KindRMutex, 0, rmSize, nil)
+	size, _ := objLayout(seg, rmFixed, 1, 0)
+	_, mem, err := seg.Alloc(name, shm.KindRMutex, 0, size, nil)
 	if err != nil {
 		return nil, err
 	}
-	return newRMutex(seg, mem), nil
+	return newRMutex(seg, mem)
 }
 
 // LookupRMutex finds the RMutex called name.
@@ -44,11 +47,16 @@ func LookupRMutex(seg *shm.Segment, name string) (*RMutex, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newRMutex(seg, mem), nil
+	return newRMutex(seg, mem)
 }
 
-func newRMutex(seg *shm.Segment, mem []byte) *RMutex {
-	return &RMutex{m: newRobust(seg, mem[rmLock:]), goid: word64(mem, rmGoid), depth: word(mem, rmDepth)}
+func newRMutex(seg *shm.Segment, mem []byte) (*RMutex, error) {
+	_, ecOff := objLayout(seg, rmFixed, 1, 0)
+	m, err := newRobust(seg, mem[rmLock:], ecOff(0))
+	if err != nil {
+		return nil, err
+	}
+	return &RMutex{m: m, goid: word64(mem, rmGoid), depth: word(mem, rmDepth)}, nil
 }
 
 // owned reports whether the calling goroutine (id g) holds the lock. The

@@ -2,29 +2,20 @@ package sem
 
 // Semaphore protocol.
 //
-// Words (64-byte object): count @0 (the futex word: permits available),
-// waiters @4 (processes' goroutines that announced they may sleep). The
-// bound lives in the object table's aux word, immutable after creation,
-// and is read once at Lookup.
+// Object: count @0 (permits available), then an event count. The bound
+// lives in the object table's aux word, immutable after creation, and is
+// read once at Lookup.
 //
-// Acquire: CAS count c → c-1 while c > 0 (fast path, no syscall). Otherwise
-// waiters+1, re-read count, FUTEX_WAIT(count, 0), waiters-1, retry.
-// Release: CAS count c → c+1, then FUTEX_WAKE(1) only if waiters > 0.
-//
-// No lost wakeup: all these atomics are sequentially consistent. If
-// Release's load of waiters saw 0, the waiter's increment comes later in
-// that order, so its FUTEX_WAIT(count, 0) comes after the count increment
-// and the kernel returns EAGAIN instead of sleeping. If it saw the waiter,
-// the wake reaches it (or it had not slept yet, and EAGAIN again). A waiter
-// that gives up (ctx) after a wake may have swallowed it, so it passes the
-// wake on when permits remain.
-//
-// A process that dies while counted in waiters leaves the count high: the
-// cost is a needless FUTEX_WAKE per Release, never a lost wakeup.
+// Acquire: CAS count c → c-1 while c > 0 (fast path, no syscall).
+// Otherwise wait on the event count until count > 0, and try again.
+// Release: CAS count c → c+1, then notify one waiter (a syscall only if one
+// is announced). That is the event count's protocol with the CAS as the
+// change, so its no-lost-wakeup argument applies; a waiter whose context
+// ends passes on a wakeup it may have consumed, and one that died asleep is
+// reclaimed (internal/futex).
 
 import (
 	"context"
-	"errors"
 	"math"
 	"sync/atomic"
 
@@ -33,19 +24,18 @@ import (
 )
 
 const (
-	semCount   = 0
-	semWaiters = 4
-	semSize    = 64
+	semCount = 0
+	semFixed = 8
 )
 
 // Semaphore is a counting semaphore shared by processes, optionally
 // bounded (Python's BoundedSemaphore): Release beyond the bound fails.
 type Semaphore struct {
-	seg     *shm.Segment
-	count   *atomic.Uint32
-	waiters *atomic.Uint32
-	bound   uint32 // 0: unbounded
-	gate    *futex.Gate
+	seg   *shm.Segment
+	count *atomic.Uint32
+	ec    *futex.EventCount
+	sp    futex.Spinner
+	bound uint32 // 0: unbounded
 }
 
 // NewSemaphore creates a Semaphore called name holding initial permits.
@@ -54,14 +44,15 @@ func NewSemaphore(seg *shm.Segment, name string, initial, bound uint32) (*Semaph
 	if bound > 0 && initial > bound {
 		return nil, ErrInvalid
 	}
-	_, mem, err := seg.Alloc(name, shm.KindSemaphore, bound, semSize, func(mem []byte) error {
+	size, _ := objLayout(seg, semFixed, 1, 0)
+	_, mem, err := seg.Alloc(name, shm.KindSemaphore, bound, size, func(mem []byte) error {
 		word(mem, semCount).Store(initial)
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return newSemaphore(seg, mem, bound), nil
+	return newSemaphore(seg, mem, bound)
 }
 
 // LookupSemaphore finds the Semaphore called name.
@@ -70,11 +61,16 @@ func LookupSemaphore(seg *shm.Segment, name string) (*Semaphore, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newSemaphore(seg, mem, o.Aux), nil
+	return newSemaphore(seg, mem, o.Aux)
 }
 
-func newSemaphore(seg *shm.Segment, mem []byte, bound uint32) *Semaphore {
-	return &Semaphore{seg: seg, count: word(mem, semCount), waiters: word(mem, semWaiters), bound: bound, gate: futex.NewGate()}
+func newSemaphore(seg *shm.Segment, mem []byte, bound uint32) (*Semaphore, error) {
+	_, ecOff := objLayout(seg, semFixed, 1, 0)
+	ec, err := eventCount(seg, mem, ecOff(0))
+	if err != nil {
+		return nil, err
+	}
+	return &Semaphore{seg: seg, count: word(mem, semCount), ec: ec, bound: bound}, nil
 }
 
 // TryAcquire takes a permit if one is available.
@@ -84,6 +80,8 @@ func (s *Semaphore) TryAcquire() bool {
 		if c == 0 {
 			return false
 		}
+		// Invariant: the count never goes below zero; each permit is taken
+		// by exactly one successful CAS.
 		if s.count.CompareAndSwap(c, c-1) {
 			return true
 		}
@@ -104,23 +102,12 @@ func (s *Semaphore) acquireSlow(ctx context.Context) error {
 		return err
 	}
 	defer s.seg.Unpin()
-	for {
-		if s.TryAcquire() {
-			return nil
-		}
-		s.waiters.Add(1)
-		var err error
-		if s.count.Load() == 0 {
-			err = sleep(ctx, s.seg, s.gate, s.count, 0, zeroTime)
-		}
-		s.waiters.Add(math.MaxUint32) // -1
-		if err != nil && !errors.Is(err, futex.ErrTimeout) {
-			if s.count.Load() > 0 && s.waiters.Load() > 0 {
-				futex.Wake(s.count, 1)
-			}
+	for !s.TryAcquire() {
+		if err := s.ec.Wait(ctx, zeroTime, &s.sp, func() bool { return s.count.Load() > 0 }); err != nil {
 			return err
 		}
 	}
+	return nil
 }
 
 // Release returns a permit and wakes one sleeper if any announced itself.
@@ -134,9 +121,7 @@ func (s *Semaphore) Release() error {
 			break
 		}
 	}
-	if s.waiters.Load() > 0 {
-		futex.Wake(s.count, 1)
-	}
+	s.ec.Notify(1)
 	return nil
 }
 

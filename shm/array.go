@@ -11,14 +11,18 @@ import (
 	"github.com/shmkit/shmkit/internal/robust"
 )
 
-// Array header layout (its own cache line, elements start at arrayData).
+// Array header layout. Elements start at arrayData(s), after the lock's
+// event count, whose size depends on the segment's participant slots.
 const (
 	arrLock     = 0  // atomic uint32: robust lock word (see internal/robust)
 	arrLen      = 8  // uint64: element count, fixed at creation
 	arrElemSize = 16 // uint32: unsafe.Sizeof(T)
 	arrTypeHash = 20 // uint32: FNV-32a of T's type string
-	arrayData   = 64
+	arrEC       = 24 // event count of the lock's waiters
 )
+
+// arrayData is the offset of the first element in s.
+func arrayData(s *Segment) int { return int(alignUp(uint64(arrEC+s.EventCountSize()), Align)) }
 
 // Array is a fixed-length array of pointer-free values in shared memory,
 // with an optional robust lock for multi-element updates: Python's
@@ -44,7 +48,7 @@ func NewArray[T any](s *Segment, name string, n int) (*Array[T], error) {
 	if n < 0 || uint64(n) > MaxSize/max(uint64(esize), 1) {
 		return nil, errorf(ErrTooLarge, "array of %d elements", n)
 	}
-	size := arrayData + n*int(esize)
+	size := arrayData(s) + n*int(esize)
 	_, mem, err := s.Alloc(name, KindArray, esize, size, func(mem []byte) error {
 		le64(mem[arrLen:], uint64(n))
 		le32(mem[arrElemSize:], esize)
@@ -54,7 +58,7 @@ func NewArray[T any](s *Segment, name string, n int) (*Array[T], error) {
 	if err != nil {
 		return nil, err
 	}
-	return newArray[T](s, mem, n), nil
+	return newArray[T](s, mem, n)
 }
 
 // LookupArray finds an Array created with the same element type.
@@ -67,7 +71,8 @@ func LookupArray[T any](s *Segment, name string) (*Array[T], error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(mem) < arrayData {
+	data := arrayData(s)
+	if len(mem) < data {
 		return nil, errorf(ErrCorrupt, "array %q of %d bytes", name, len(mem))
 	}
 	// Read the header once into locals and check it against the object's
@@ -76,20 +81,25 @@ func LookupArray[T any](s *Segment, name string) (*Array[T], error) {
 	if rd32(mem[arrElemSize:]) != esize || rd32(mem[arrTypeHash:]) != hash {
 		return nil, errorf(ErrKindMismatch, "array %q holds another element type", name)
 	}
-	if esize > 0 && n > uint64(len(mem)-arrayData)/uint64(esize) {
+	if esize > 0 && n > uint64(len(mem)-data)/uint64(esize) {
 		return nil, errorf(ErrCorrupt, "array %q claims %d elements in %d bytes", name, n, len(mem))
 	}
-	return newArray[T](s, mem, int(n)), nil
+	return newArray[T](s, mem, int(n))
 }
 
-func newArray[T any](s *Segment, mem []byte, n int) *Array[T] {
+func newArray[T any](s *Segment, mem []byte, n int) (*Array[T], error) {
+	data := arrayData(s)
+	ec, err := s.EventCount(mem[arrEC:data])
+	if err != nil {
+		return nil, err
+	}
 	a := &Array[T]{seg: s}
 	if n > 0 {
-		// unsafe.Add, not &mem[arrayData]: a zero-size T has no element byte.
-		a.data = unsafe.Slice((*T)(unsafe.Add(unsafe.Pointer(unsafe.SliceData(mem)), arrayData)), n)
+		// unsafe.Add, not &mem[data]: a zero-size T has no element byte.
+		a.data = unsafe.Slice((*T)(unsafe.Add(unsafe.Pointer(unsafe.SliceData(mem)), data)), n)
 	}
-	a.mu = robust.New((*atomic.Uint32)(unsafe.Pointer(&mem[arrLock])), uint32(s.Self()), s.aliveWord, s)
-	return a
+	a.mu = robust.New((*atomic.Uint32)(unsafe.Pointer(&mem[arrLock])), ec, uint32(s.Self()), s.aliveWord, s)
+	return a, nil
 }
 
 func (s *Segment) aliveWord(t uint32) bool { return s.Alive(Token(t)) }

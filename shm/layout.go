@@ -7,8 +7,11 @@ import (
 	"unsafe"
 )
 
-// Layout of a segment, version 1. Every field is little-endian and at a
-// fixed offset, the same on every architecture:
+// Layout of a segment, version 2. Every field is little-endian and at a
+// fixed offset, the same on every architecture. The version covers the
+// objects' layouts too: version 2 gave every blocking object an event
+// count (internal/futex) in place of its waiter counts, and moved a
+// queue's closed flag into its tail word.
 //
 //	[0, 4096)            header: fixed fields + checksum, then mutable words
 //	[4096, +64*tableCap) object table: 64-byte entries, published by count
@@ -22,7 +25,7 @@ import (
 // file's end, which POSIX locks allow, so they never cover data).
 const (
 	Magic        = "\x7fSHMKIT\x00"
-	Version      = 1
+	Version      = 2
 	HeaderSize   = 4096
 	EntrySize    = 64
 	SlotSize     = 64

@@ -4,15 +4,16 @@ import (
 	"context"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/shmkit/shmkit/internal/futex"
 )
 
 // Pin keeps the segment mapped until Unpin: Close waits for it. It fails
 // with ErrClosed once Close has begun. Packages that build blocking objects
-// on a segment (sem, ringbuf) pin it around their slow paths and sleep
-// with Sleep, so that Close wakes them instead of unmapping under them.
-// Pins must not nest.
+// on a segment (sem, ringbuf) pin it around their slow paths and sleep on
+// the segment's event counts, which Close interrupts, so that Close wakes
+// them instead of unmapping under them. Pins must not nest.
 func (s *Segment) Pin() error {
 	s.closeMu.RLock()
 	if s.closed || s.closing.Load() {
@@ -25,45 +26,109 @@ func (s *Segment) Pin() error {
 // Unpin releases a Pin.
 func (s *Segment) Unpin() { s.closeMu.RUnlock() }
 
-// Sleep is a futex wait on word (which must lie in the segment) while it
-// holds val, bounded by ctx and limit (zero: none). The caller holds a Pin.
-// It returns nil on a wakeup, which may be spurious; ctx's error; a
-// timeout error at limit (it matches futex.ErrTimeout); or ErrClosed when
-// Close begins, which wakes it.
-func (s *Segment) Sleep(ctx context.Context, word *atomic.Uint32, val uint32, limit time.Time) error {
-	s.sleepMu.Lock()
-	s.sleeping[word]++
-	s.sleepMu.Unlock()
-	defer func() {
-		s.sleepMu.Lock()
-		if s.sleeping[word]--; s.sleeping[word] == 0 {
-			delete(s.sleeping, word)
-		}
-		s.sleepMu.Unlock()
-	}()
-	// Close sets closing before it wakes the registered words; checking
-	// after registering means we either see it or are registered in time
-	// to be woken (Close keeps waking until every pin is gone).
-	if s.closing.Load() {
-		return ErrClosed
+// EventCountSize returns the bytes an event count takes in this segment
+// (it has an announcement slot per participant slot).
+func (s *Segment) EventCountSize() int { return futex.Size(int(s.hdr.partCap)) }
+
+// EventCountSizeFor is EventCountSize for a segment of n participant slots
+// (see WithParticipants), for sizing objects before the segment exists.
+func EventCountSizeFor(n int) int { return futex.Size(min(max(n, 1), MaxSlots)) }
+
+// EventCount returns this attachment's handle on the event count (see
+// internal/futex) at mem, which must lie in the segment, 8-byte aligned,
+// with EventCountSize bytes. Every caller asking for the same memory gets
+// the same handle: the goroutines of one attachment share its announcement
+// and its one kernel sleeper. Close interrupts its waiters with ErrClosed.
+func (s *Segment) EventCount(mem []byte) (*futex.EventCount, error) {
+	base := uintptr(unsafe.Pointer(unsafe.SliceData(s.mem)))
+	p := uintptr(unsafe.Pointer(unsafe.SliceData(mem)))
+	size := uintptr(s.EventCountSize())
+	if len(mem) < int(size) || p < base || p-base > uintptr(len(s.mem))-size {
+		return nil, errorf(ErrCorrupt, "event count outside the segment")
 	}
-	err := futex.WaitContext(ctx, word, val, limit)
-	if s.closing.Load() {
-		return ErrClosed
+	off := p - base
+	s.ecMu.Lock()
+	defer s.ecMu.Unlock()
+	if e := s.ecs[off]; e != nil {
+		return e, nil
 	}
-	return err
+	if s.closing.Load() {
+		return nil, ErrClosed
+	}
+	e, err := futex.NewEventCount(mem, int(s.hdr.partCap), s.slot, uint32(s.self), segHost{s}, ErrClosed)
+	if err != nil {
+		return nil, wrapErr(ErrCorrupt, err, "event count at offset %d", off)
+	}
+	if s.ecs == nil {
+		s.ecs = map[uintptr]*futex.EventCount{}
+	}
+	s.ecs[off] = e
+	return e, nil
 }
 
-// ErrTimeout is the error Sleep returns at its limit.
-var ErrTimeout = futex.ErrTimeout
+// segHost gives event counts the kernel's word on liveness.
+type segHost struct{ s *Segment }
 
-func (s *Segment) wakeSleepers() {
-	s.sleepMu.Lock()
-	for w := range s.sleeping {
+func (h segHost) Alive(t uint32) bool { return h.s.Alive(Token(t)) }
+
+// interruptWaiters closes every event count of this attachment, so that
+// their waiters return ErrClosed and leave their pins.
+func (s *Segment) interruptWaiters() {
+	s.ecMu.Lock()
+	for _, e := range s.ecs {
+		e.Close()
+	}
+	for w := range s.sleepWords {
 		futex.Wake(w, futex.All)
 	}
-	s.sleepMu.Unlock()
+	s.ecMu.Unlock()
 }
 
 // Closing reports whether Close has begun.
 func (s *Segment) Closing() bool { return s.closing.Load() }
+
+// Sleep is a futex wait on word (which must lie in the segment) while it
+// holds val, bounded by ctx and limit (zero: none); Close interrupts it
+// with ErrClosed. It serves the ringbuf package until its queues move onto
+// event counts.
+func (s *Segment) Sleep(ctx context.Context, word *atomic.Uint32, val uint32, limit time.Time) error {
+	s.ecMu.Lock()
+	if s.sleepWords == nil {
+		s.sleepWords = map[*atomic.Uint32]int{}
+	}
+	s.sleepWords[word]++
+	s.ecMu.Unlock()
+	defer func() {
+		s.ecMu.Lock()
+		if s.sleepWords[word]--; s.sleepWords[word] == 0 {
+			delete(s.sleepWords, word)
+		}
+		s.ecMu.Unlock()
+	}()
+	if s.closing.Load() {
+		return ErrClosed
+	}
+	deadline := limit
+	if d, ok := ctx.Deadline(); ok && (deadline.IsZero() || d.Before(deadline)) {
+		deadline = d
+	}
+	var stop func() bool
+	if ctx.Done() != nil {
+		stop = context.AfterFunc(ctx, func() { futex.Wake(word, futex.All) })
+	}
+	err := futex.Wait(word, val, deadline)
+	if stop != nil {
+		stop()
+	}
+	switch {
+	case s.closing.Load():
+		return ErrClosed
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case err == futex.ErrTimeout && !limit.IsZero() && !time.Now().Before(limit):
+		return err
+	case err == futex.ErrTimeout:
+		return context.DeadlineExceeded
+	}
+	return err
+}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/edsrzf/mmap-go"
 
+	"github.com/shmkit/shmkit/internal/futex"
 	"github.com/shmkit/shmkit/internal/sysx"
 )
 
@@ -137,14 +138,16 @@ type Segment struct {
 	allocMu sync.Mutex // OFD locks do not exclude goroutines sharing one description
 
 	// Lifetime. Every call that reads the mapping outside a fast path holds
-	// closeMu for reading (Pin); Close sets closing, wakes the futex words
-	// that pinned goroutines sleep on, and takes closeMu for writing only
-	// once they have all left, so nothing is unmapped under them.
-	closeMu  sync.RWMutex
-	closed   bool // under closeMu
-	closing  atomic.Bool
-	sleepMu  sync.Mutex
-	sleeping map[*atomic.Uint32]int
+	// closeMu for reading (Pin); Close sets closing, interrupts the event
+	// counts that pinned goroutines sleep on, and takes closeMu for writing
+	// only once they have all left, so nothing is unmapped under them.
+	closeMu sync.RWMutex
+	closed  bool // under closeMu
+	closing atomic.Bool
+	ecMu    sync.Mutex
+	ecs     map[uintptr]*futex.EventCount // by offset; see EventCount
+
+	sleepWords map[*atomic.Uint32]int // under ecMu; see Sleep
 }
 
 // Create creates the named segment with room for size bytes of objects.
@@ -398,7 +401,7 @@ func attach(f *os.File, name, path string, kind Kind) (s *Segment, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("shm: mmap %d bytes: %w", size, err)
 	}
-	s = &Segment{name: name, path: path, f: f, mem: m, hdr: h, slot: -1, sleeping: map[*atomic.Uint32]int{}}
+	s = &Segment{name: name, path: path, f: f, mem: m, hdr: h, slot: -1}
 	if err := s.registerNamed(); err != nil {
 		m.Unmap()
 		return nil, err
@@ -418,10 +421,12 @@ func (s *Segment) Close() error {
 	if !s.closing.CompareAndSwap(false, true) {
 		return ErrClosed
 	}
+	// Waiters return ErrClosed and leave; later sleepers fail at once.
 	// TryLock, not Lock: a pending writer would block the read locks that
 	// blocked calls may still take on their way out.
+	s.interruptWaiters()
 	for !s.closeMu.TryLock() {
-		s.wakeSleepers()
+		s.interruptWaiters()
 		time.Sleep(50 * time.Microsecond)
 	}
 	defer s.closeMu.Unlock()

@@ -1,7 +1,18 @@
-// Package futex wraps the Linux futex(2) calls that shmkit's primitives use
-// on words in shared memory.
+// Package futex holds the one sleep/wakeup primitive under every blocking
+// call of shmkit, and the pieces it is made of.
 //
-// Contract (after runtime/lock_futex.go):
+//   - EventCount (eventcount.go): announce, re-check, sleep with a context
+//     and an absolute deadline, give up passing on a swallowed wakeup,
+//     notify n. Its protocol, the argument why no wakeup is lost, and how
+//     the announcements of dead sleepers are reclaimed head that file;
+//     eventcount.pml is its model, checked by spin.
+//   - Spinner (spin.go): the one adaptive spin policy, and poll mode.
+//   - Gate (gate.go): an in-process lock whose Enter honours a context, for
+//     the one kernel sleeper per process and object, and for exclusive
+//     access to a side of a queue handle.
+//   - Wait and Wake: futex(2) itself.
+//
+// Contract of futex(2) (after runtime/lock_futex.go):
 //
 //	Wait(addr, val, deadline): atomically, if *addr == val, sleep until a
 //	Wake on addr, the deadline, or a signal. It may return spuriously; the

@@ -5,7 +5,6 @@ package robust
 import (
 	"context"
 	"errors"
-	"runtime"
 	"sync/atomic"
 	"time"
 
@@ -17,16 +16,10 @@ const (
 	OwnerMask      = 1<<29 - 1
 	NotRecoverable = 1 << 29
 	OwnerDied      = 1 << 30
-	Waiters        = 1 << 31
 )
 
 // CheckInterval is how often a sleeping waiter re-checks the owner.
 const CheckInterval = 50 * time.Millisecond
-
-// spinIters bounds the spin before a locker sleeps. About 1–2 µs on this
-// class of machine: long enough to catch a short critical section in another
-// process, short enough not to matter when it is long.
-const spinIters = 64
 
 var (
 	// ErrOwnerDead: the lock was taken from a dead owner; the caller holds it
@@ -42,57 +35,49 @@ var (
 	ErrNotOwner = errors.New("lock not held by this process")
 )
 
-// Host is the segment the word lives in: it keeps the mapping alive while
-// a slow path runs (Pin) and lets Close wake sleepers (Sleep). A nil Host
-// sleeps with plain futex calls (tests, words outside a segment).
-type Host interface {
+// Pinner keeps the memory of the lock mapped while a slow path runs (a
+// shm.Segment). A nil Pinner pins nothing (tests, words outside a segment).
+type Pinner interface {
 	Pin() error
 	Unpin()
-	Sleep(ctx context.Context, word *atomic.Uint32, val uint32, limit time.Time) error
 }
 
 // Mutex is one process's handle on a lock word.
 type Mutex struct {
 	word  *atomic.Uint32
+	ec    *futex.EventCount // where waiters sleep; Unlock notifies it
+	sp    futex.Spinner
 	self  uint32
 	alive func(uint32) bool
-	host  Host
-	gate  *futex.Gate
+	pin   Pinner
 }
 
-// New returns a handle on word for the participant self; alive reports
-// whether a participant token is alive.
-func New(word *atomic.Uint32, self uint32, alive func(uint32) bool, host Host) *Mutex {
-	return &Mutex{word: word, self: self & OwnerMask, alive: alive, host: host, gate: futex.NewGate()}
-}
-
-func (m *Mutex) pin() error {
-	if m.host == nil {
-		return nil
-	}
-	return m.host.Pin()
-}
-
-func (m *Mutex) unpin() {
-	if m.host != nil {
-		m.host.Unpin()
-	}
-}
-
-func (m *Mutex) sleep(ctx context.Context, val uint32, limit time.Time) error {
-	if m.host == nil {
-		return futex.WaitContext(ctx, m.word, val, limit)
-	}
-	return m.host.Sleep(ctx, m.word, val, limit)
+// New returns a handle on word, whose waiters sleep on ec, for the
+// participant self; alive reports whether a participant token is alive.
+func New(word *atomic.Uint32, ec *futex.EventCount, self uint32, alive func(uint32) bool, pin Pinner) *Mutex {
+	return &Mutex{word: word, ec: ec, self: self & OwnerMask, alive: alive, pin: pin}
 }
 
 // Word returns the lock word, for inspection.
 func (m *Mutex) Word() *atomic.Uint32 { return m.word }
 
+// EventCount returns the event count the waiters sleep on.
+func (m *Mutex) EventCount() *futex.EventCount { return m.ec }
+
+func (m *Mutex) pinned() (func(), error) {
+	if m.pin == nil {
+		return func() {}, nil
+	}
+	if err := m.pin.Pin(); err != nil {
+		return nil, err
+	}
+	return m.pin.Unpin, nil
+}
+
 // TryLock takes the lock if it is free or its owner is dead.
 func (m *Mutex) TryLock() error {
-	// Invariant: the word goes 0 → self only here and in lockSlow; a
-	// successful CAS makes us the sole owner.
+	// Invariant: the word goes 0 → self only by a CAS here or in acquire; a
+	// successful CAS makes us the sole owner and records who we are.
 	if m.word.CompareAndSwap(0, m.self) {
 		return nil
 	}
@@ -100,13 +85,14 @@ func (m *Mutex) TryLock() error {
 }
 
 func (m *Mutex) tryLockSlow() error {
-	if err := m.pin(); err != nil {
+	unpin, err := m.pinned()
+	if err != nil {
 		return err
 	}
-	defer m.unpin()
+	defer unpin()
 	for {
 		v := m.word.Load()
-		if done, err := m.acquire(v, 0, true); done {
+		if done, err := m.acquire(v, true); done {
 			return err
 		}
 		if v == m.word.Load() {
@@ -115,23 +101,23 @@ func (m *Mutex) tryLockSlow() error {
 	}
 }
 
-// acquire tries one transition from the observed word v. It reports done
-// when the caller is finished (holding the lock, or with a final error).
-func (m *Mutex) acquire(v, keep uint32, checkOwner bool) (bool, error) {
+// acquire tries one transition from the observed word v, asking the kernel
+// about the owner if checkOwner. It reports done when the caller is
+// finished (holding the lock, or with a final error).
+func (m *Mutex) acquire(v uint32, checkOwner bool) (bool, error) {
 	if v == NotRecoverable {
 		return true, ErrNotRecoverable
 	}
 	owner := v & OwnerMask
 	if owner == 0 {
-		// Free (the waiters bit may be set): take it, keeping or adding
-		// the waiters bit.
-		return m.word.CompareAndSwap(v, m.self|v&Waiters|keep), nil
+		// Free. Any stray flag bits without an owner go with this CAS.
+		return m.word.CompareAndSwap(v, m.self), nil
 	}
 	if checkOwner && !m.alive(owner) {
 		// The kernel proved the owner dead (its OFD lock is gone). The CAS
 		// fails if anything changed since we looked, e.g. another waiter
 		// took over first; then we start again.
-		if m.word.CompareAndSwap(v, m.self|OwnerDied|v&Waiters) {
+		if m.word.CompareAndSwap(v, m.self|OwnerDied) {
 			return true, ErrOwnerDead
 		}
 	}
@@ -148,64 +134,37 @@ func (m *Mutex) Lock(ctx context.Context) error {
 }
 
 func (m *Mutex) lockSlow(ctx context.Context) error {
-	if err := m.pin(); err != nil {
+	unpin, err := m.pinned()
+	if err != nil {
 		return err
 	}
-	defer m.unpin()
-	if runtime.GOMAXPROCS(0) > 1 {
-		for i := 0; i < spinIters; i++ {
-			v := m.word.Load()
-			if v&OwnerMask == 0 || v == NotRecoverable {
-				if done, err := m.acquire(v, 0, false); done {
-					return err
-				}
-			}
-			if i%8 == 7 {
-				runtime.Gosched()
-			}
-		}
-	}
+	defer unpin()
 	var checked uint32 // owner whose liveness was last checked
 	// Re-check the owner at fixed times, not CheckInterval after each
-	// wakeup: spurious wakeups must not postpone the check.
+	// wakeup: wakeups must not postpone the check.
 	nextCheck := time.Now().Add(CheckInterval)
 	for {
 		v := m.word.Load()
 		owner := v & OwnerMask
 		check := owner != 0 && owner != checked
-		if done, err := m.acquire(v, Waiters, check); done {
+		if done, err := m.acquire(v, check); done {
 			return err
 		}
 		if check {
 			checked = owner
 		}
-		if owner == 0 || v == NotRecoverable {
+		if owner == 0 {
 			continue // lost a race; look again
 		}
-		// Announce ourselves before sleeping (see package doc).
-		if v&Waiters == 0 {
-			if !m.word.CompareAndSwap(v, v|Waiters) {
-				continue
-			}
-			v |= Waiters
-		}
-		if err := m.gate.Enter(ctx); err != nil {
+		// Wait for the word to change (Unlock notifies after its CAS, see
+		// doc.go) or for the next liveness check.
+		err := m.ec.Wait(ctx, nextCheck, &m.sp, func() bool { return m.word.Load() != v })
+		if err != nil && !errors.Is(err, futex.ErrTimeout) {
 			return err
 		}
-		err := m.sleep(ctx, v, nextCheck)
-		m.gate.Leave()
-		switch {
-		case errors.Is(err, futex.ErrTimeout) || !time.Now().Before(nextCheck):
+		if !time.Now().Before(nextCheck) {
 			checked = 0 // re-check the owner now
 			nextCheck = time.Now().Add(CheckInterval)
-		case err != nil:
-			// We may have consumed the wakeup of an Unlock that freed the
-			// lock (Unlock clears the word to 0); pass it on so another
-			// sleeper does not wait for its next liveness check.
-			if w := m.word.Load(); w&OwnerMask == 0 && w != NotRecoverable {
-				futex.Wake(m.word, 1)
-			}
-			return err
 		}
 	}
 }
@@ -217,8 +176,10 @@ func (m *Mutex) lockSlow(ctx context.Context) error {
 // us).
 func (m *Mutex) Unlock() error {
 	// Invariant: only the owner moves the word away from an owned value,
-	// except a waiter that proved the owner dead.
+	// except a waiter that proved the owner dead. The notify follows the
+	// CAS that frees the word (the event count's publish).
 	if m.word.CompareAndSwap(m.self, 0) {
+		m.ec.Notify(1)
 		return nil
 	}
 	for {
@@ -228,13 +189,11 @@ func (m *Mutex) Unlock() error {
 		}
 		if v&OwnerDied != 0 {
 			m.word.Store(NotRecoverable)
-			futex.Wake(m.word, futex.All)
+			m.ec.Notify(futex.All)
 			return nil
 		}
 		if m.word.CompareAndSwap(v, 0) {
-			if v&Waiters != 0 {
-				futex.Wake(m.word, 1)
-			}
+			m.ec.Notify(1)
 			return nil
 		}
 	}

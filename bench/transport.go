@@ -170,7 +170,7 @@ func (e *queueEP) close() error {
 	var errs []error
 	for _, q := range []*ringbuf.Queue{e.out, e.in} {
 		if q != nil {
-			errs = append(errs, q.Detach())
+			errs = append(errs, q.Close())
 		}
 	}
 	return errors.Join(errs...)

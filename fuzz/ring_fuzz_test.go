@@ -8,9 +8,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unsafe"
@@ -46,20 +48,17 @@ func watchdog(t *testing.T, limit time.Duration, body func(fail func(format stri
 
 // known reports whether SHMKIT_FUZZ_SKIP (a comma-separated list) names
 // the check of a bug that was reported and is not fixed yet, so that a
-// fuzzing run can look past it (the harness then avoids the state or
-// accepts the result). The checks are:
+// fuzzing run can look past it (the harness then accepts the result). The
+// checks are:
 //
-//	spsc-empty-full      SPSC: ErrFull with nothing in the ring (the head
-//	                     was not published when the ring ran empty)
-//	consumer-handoff     SPSC: a consumer handle detaches without publishing
-//	                     its head; the next consumer gets messages again
-//	len-range            Len and Stats.Len outside [0, capacity] on a
-//	                     corrupt ring
-//	mpmc-closed-spin     MPMC: a blocking get on a closed queue whose head
-//	                     position is claimed by a live producer spins and
-//	                     never returns, whatever its ctx
-//	mpmc-stale-lap-spin  MPMC: the same when the head's slot holds the
-//	                     previous lap while tail > head (a corrupt ring)
+//	closed-ctx           a blocking call on a closed handle with a ctx
+//	                     already done returns ctx's error, not ErrClosed
+//	mpmc-stale-lap-spin  MPMC: a blocking get on a shut-down queue whose
+//	                     head's slot holds the previous lap while
+//	                     tail > head (a corrupt ring) polls until its ctx
+//	                     ends instead of sleeping or failing
+//	spsc-tail-spin       SPSC: a blocking put on a full ring whose tail word
+//	                     was overwritten (a corrupt ring) polls the same way
 //
 // Unset, every check runs, and the corpus entries of these bugs fail.
 func known(check string) bool {
@@ -91,6 +90,74 @@ func isCtxErr(err error) bool {
 	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
+// errCallback is what a WithReserve or WithPeek callback of the harness
+// returns to give up; errPanic is what one panics with.
+var (
+	errCallback = errors.New("fuzz: callback gives up")
+	errPanic    = errors.New("fuzz: callback panics")
+)
+
+// catch runs f, recovering a callback's panic with errPanic (any other
+// panic goes on: it is a bug).
+func catch(f func() error) (err error, panicked bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			if p != errPanic {
+				panic(p)
+			}
+			panicked = true
+		}
+	}()
+	return f(), false
+}
+
+// probeClosed calls the methods of a handle after its Close: each must
+// return ErrClosed (which matches net.ErrClosed too) and call no callback,
+// and Stats and Len are zero. ctx is given to the blocking calls. It
+// returns what went wrong, or "".
+func probeClosed(q *ringbuf.Queue, ctx context.Context) string {
+	called := false
+	_, tryGet := q.TryGet()
+	_, tryGetInto := q.TryGetInto(make([]byte, 8))
+	_, get := q.Get(ctx)
+	_, getBatch := q.GetBatch(ctx, make([]byte, 8), make([]int, 1))
+	_, putBatch := q.PutBatch(ctx, [][]byte{nil})
+	_, file := q.File()
+	calls := []struct {
+		name     string
+		blocking bool
+		err      error
+	}{
+		{"TryPut", false, q.TryPut(nil)},
+		{"Put", true, q.Put(ctx, nil)},
+		{"TryGet", false, tryGet},
+		{"TryGetInto", false, tryGetInto},
+		{"Get", true, get},
+		{"GetBatch", true, getBatch},
+		{"PutBatch", true, putBatch},
+		{"WithReserve", true, q.WithReserve(ctx, 0, func([]byte) (int, error) { called = true; return 0, nil })},
+		{"WithPeek", true, q.WithPeek(ctx, func([]byte) error { called = true; return nil })},
+		{"File", false, file},
+		{"Shutdown", false, q.Shutdown()},
+		{"Close", false, q.Close()},
+	}
+	for _, c := range calls {
+		if c.blocking && isCtxErr(c.err) && known("closed-ctx") {
+			continue
+		}
+		if !errors.Is(c.err, ringbuf.ErrClosed) || !errors.Is(c.err, net.ErrClosed) {
+			return fmt.Sprintf("%s after Close: %v, want ErrClosed", c.name, c.err)
+		}
+	}
+	if called {
+		return "a callback ran after Close"
+	}
+	if st, n := q.Stats(), q.Len(); st != (ringbuf.Stats{}) || n != 0 {
+		return fmt.Sprintf("after Close: Stats %+v, Len %d; want zero", st, n)
+	}
+	return ""
+}
+
 // bytesIn reads input bytes; past the end it reads zeros.
 type bytesIn struct{ b []byte }
 
@@ -109,7 +176,7 @@ func (in *bytesIn) byte() byte {
 // FuzzQueueOps: a sequence of operations on one queue, through one or two
 // handles, checked against a model.
 
-// Geometries an input chooses from (see newOpsRun): small rings so that
+// Geometries an input chooses from (see runOps): small rings so that
 // full, wrap-around and padding happen within a few operations, and
 // MaxMessage values around every rounding boundary.
 var (
@@ -120,46 +187,57 @@ var (
 
 // Operations of FuzzQueueOps. An operation byte is opcode (low 4 bits),
 // handle (bit 4) and variant (bits 5-7); the operation's parameters follow.
+// Variant bit 0 gives a blocking call a ctx already cancelled (0) or one
+// of 200 µs (1). For the zero-copy calls, variant bit 2 means a count byte
+// follows, last: the callback runs 1 + count%4 nested steps before it
+// ends, so that other calls run while a reservation or a peeked message is
+// outstanding (see step). Not for opReserve's variant 7, nor opCommit's
+// and opRelease's variants 6 and 7: their callbacks do not nest.
 const (
 	opTryPut     = iota // len
 	opTryGet            //
 	opTryGetInto        // buflen
 	opPutBatch          // count (variant%5), then a len each
 	opGetBatch          // buflen; sizes = variant%5
-	opReserve           // len; variant 7: a negative size
-	opCommit            // len
-	opPeek              //
-	opRelease           //
+	opReserve           // len: WithReserve, published; bit 1: the len published follows (above len: ErrInvalid); variant 7: a negative size
+	opCommit            // len: WithReserve abandoned: the callback returns errCallback (bits 1-2: 0, 2), ErrFull (1) or panics (3)
+	opPeek              // WithPeek, its callback checks the message
+	opRelease           // WithPeek, consumed though the callback returns errCallback (bits 1-2: 0, 2), ErrEmpty (1) or panics (3)
 	opStats             //
-	opClose             //
+	opShutdown          //
 	opPut               // len
-	opGet               // buflen; odd variant: GetInto
-	opReopen            // replace the handle by a new one (OpenFile)
+	opGet               // buflen; variant bit 1: GetInto
+	opReopen            // replace the handle by a new one (OpenFile), closing the old; variant 6: probe it with a cancelled ctx
 	opFill              // len: TryPut until it fails
 	opDrain             // TryGet until it fails
 )
 
-var opNames = [...]string{"TryPut", "TryGet", "TryGetInto", "PutBatch", "GetBatch", "Reserve", "Commit",
-	"Peek", "Release", "Stats", "Close", "Put", "Get", "Reopen", "Fill", "Drain"}
+var opNames = [...]string{"TryPut", "TryGet", "TryGetInto", "PutBatch", "GetBatch", "Reserve", "Abandon",
+	"Peek", "PeekFail", "Stats", "Shutdown", "Put", "Get", "Reopen", "Fill", "Drain"}
 
 // entry is one message in the model, in queue order.
 type entry struct {
 	data    []byte
-	pending bool   // reserved, not yet committed: in the ring's order, not readable
+	pending bool   // reserved: its WithReserve callback is running
+	dead    bool   // MPMC: an abandoned reservation's skip record
 	start   uint64 // SPSC: ring position of its record (after any padding)
 	end     uint64 // SPSC: ring position after its record
 	pos     uint64 // MPMC: its position
 }
 
 type qhandle struct {
-	q            *ringbuf.Queue
-	name         string
-	resv         *entry // outstanding Reserve
-	resvN        int
-	resvBuf      []byte
-	resvID       int
-	resvPrevTail uint64 // model tail before the reservation (SPSC)
-	peek         *entry // outstanding Peek
+	q    *ringbuf.Queue
+	name string
+}
+
+// ending is what a WithReserve or WithPeek callback does after its checks
+// and nested steps: publish commit bytes (WithReserve), return err, or
+// panic.
+type ending struct {
+	commit int
+	err    error
+	panics bool
+	nested int
 }
 
 // opsRun holds the model of one input's queue. Every call's result is
@@ -167,12 +245,17 @@ type qhandle struct {
 // when nothing is readable; ErrFull exactly when the ring has no room (the
 // model tracks SPSC byte positions and padding, and MPMC slots not yet
 // freed); ErrTooLarge exactly above MaxMessage; ErrShortBuffer leaves the
-// message; after Close puts fail and gets drain; Stats agree.
+// message; after Shutdown puts fail and gets drain; a closed handle says
+// ErrClosed; Stats agree, down to the full and empty events (a blocked
+// call that polls instead of sleeping shows there).
 type opsRun struct {
 	fail   func(format string, args ...any)
 	logf   func(format string, args ...any) // SHMKIT_FUZZ_TRACE=1: every step
 	traced bool
 
+	in     *bytesIn
+	steps  int
+	nested bool // running a step inside a callback
 	mode   ringbuf.Mode
 	maxMsg int
 	cap    uint64 // SPSC ring bytes, MPMC slots
@@ -183,12 +266,21 @@ type opsRun struct {
 
 	prod, cons *qhandle // SPSC sides (the model of the role words)
 	q          []*entry
+	peeks      []*entry // messages whose WithPeek callback is running
 	nextID     int
 	closed     bool
-	puts, gets uint64
+	puts, gets uint64 // the put and get counters (MPMC Stats derive them from the positions)
+	abandoned  uint64 // MPMC reservations given up
+	skipped    uint64 // MPMC skip records passed by a consumer
 	bIn, bOut  uint64
-	tail, head uint64          // SPSC byte positions; MPMC: tail position
-	unfreed    map[uint64]bool // MPMC positions whose slot is not yet free
+	fullEv     uint64
+	emptyEv    uint64
+	// SPSC: tail is the producer's byte position, pub the tail it
+	// published (less padding staged by an abandoned reservation), head
+	// the end of the last record consumed. MPMC: the next positions to
+	// produce and to consume.
+	tail, pub, head uint64
+	unfreed         map[uint64]bool // MPMC positions whose slot is not yet free
 }
 
 func (r *opsRun) failf(format string, args ...any) {
@@ -209,17 +301,23 @@ func (r *opsRun) length(c byte, near int) int {
 }
 
 func (r *opsRun) frontLen() int {
-	if len(r.q) > 0 {
-		return len(r.q[0].data)
+	if e := r.front(); e != nil {
+		return len(e.data)
 	}
 	return 0
 }
+
+// occupied says whether anything holds space in the ring: messages,
+// reservations, skip records, or messages being peeked.
+func (r *opsRun) occupied() bool { return len(r.q) > 0 || len(r.peeks) > 0 }
 
 // room says whether a record of n bytes fits now, and where the producer's
 // position will be after it. For SPSC, ok uses the end of the last record
 // consumed, and okAtMost the start of the next record not consumed yet (the
 // consumer may have skipped the padding between them): the producer's view
 // of the head lies between (or below, as the consumer publishes lazily).
+// Once nothing is left the consumer has published its head, which is then
+// the published tail.
 func (r *opsRun) room(n int) (end uint64, ok, okAtMost bool) {
 	if r.mode == ringbuf.MPMC {
 		// The slot of position tail is free once position tail-nslots was.
@@ -235,16 +333,17 @@ func (r *opsRun) room(n int) (end uint64, ok, okAtMost bool) {
 		pad = r.cap - off // a record never wraps
 	}
 	end = r.tail + pad + need
-	next := r.tail
+	head, next := r.head, r.pub // nothing unpublished is consumed
+	if !r.occupied() {
+		head = r.pub
+	}
 	if len(r.q) > 0 {
-		next = r.q[0].start
+		next = min(next, r.q[0].start)
 	}
-	for _, h := range r.hs {
-		if h != nil && h.peek != nil {
-			next = h.peek.start
-		}
+	for _, e := range r.peeks {
+		next = min(next, e.start)
 	}
-	return end, end-r.head <= r.cap, end-next <= r.cap
+	return end, end-head <= r.cap, end-next <= r.cap
 }
 
 // push appends a message to the model, or (pending) a reservation of n
@@ -261,13 +360,33 @@ func (r *opsRun) push(data []byte, n int, pending bool) *entry {
 	r.tail = end
 	r.q = append(r.q, e)
 	if !pending {
-		r.puts++
-		r.bIn += uint64(len(data))
+		r.published(e)
 	}
 	return e
 }
 
-// free accounts for the consumer releasing e's space.
+// published accounts for e becoming readable. An SPSC publish carries the
+// padding staged before it.
+func (r *opsRun) published(e *entry) {
+	if r.mode == ringbuf.SPSC {
+		r.pub = r.tail
+	}
+	r.puts++
+	r.bIn += uint64(len(e.data))
+}
+
+// take claims the front entry for a consumer (MPMC: the head moves past
+// it); free releases its space.
+func (r *opsRun) take(e *entry) {
+	if len(r.q) == 0 || r.q[0] != e {
+		r.failf("model: taking an entry that is not the front")
+	}
+	r.q = r.q[1:]
+	if r.mode == ringbuf.MPMC {
+		r.head = e.pos + 1
+	}
+}
+
 func (r *opsRun) free(e *entry) {
 	if r.mode == ringbuf.MPMC {
 		delete(r.unfreed, e.pos)
@@ -276,35 +395,45 @@ func (r *opsRun) free(e *entry) {
 	}
 }
 
-func (r *opsRun) pop() *entry {
-	e := r.q[0]
-	r.q = r.q[1:]
+func (r *opsRun) got(e *entry) {
+	r.free(e)
+	r.gets++
 	r.bOut += uint64(len(e.data))
-	return e
 }
 
-// occupied says whether anything holds space in the ring: messages,
-// reservations, or messages peeked and not yet released.
-func (r *opsRun) occupied() bool {
-	for _, h := range r.hs {
-		if h != nil && h.peek != nil {
-			return true
-		}
+// skipDead accounts for a consumer looking at the ring: it skips (and
+// frees) the skip records in front of the next message.
+func (r *opsRun) skipDead() {
+	for len(r.q) > 0 && r.q[0].dead {
+		e := r.q[0]
+		r.take(e)
+		r.free(e)
+		r.skipped++
 	}
-	return len(r.q) > 0
+}
+
+// dropLast removes an SPSC reservation that was not published: the last
+// entry, as the producer is the only one.
+func (r *opsRun) dropLast(e *entry) {
+	if len(r.q) == 0 || r.q[len(r.q)-1] != e {
+		r.failf("model: SPSC reservation not last")
+	}
+	r.q = r.q[:len(r.q)-1]
 }
 
 // checkRoom checks a put of n bytes that failed with full (isFull) or
 // succeeded (err nil) against the ring's room. MPMC is exact. An SPSC
 // consumer publishes its head lazily, so a producer may see less room than
 // there is, but only while something is queued: an empty ring always has
-// room for a message of MaxMessage.
+// room for a message of MaxMessage. A full put counts a full event.
 func (r *opsRun) checkRoom(n int, isFull bool, err error) (put bool) {
 	_, fits, fitsAtMost := r.room(n)
 	switch {
 	case isFull && !fits:
+		r.fullEv++
 		return false
-	case isFull && r.mode == ringbuf.SPSC && (r.occupied() || known("spsc-empty-full")):
+	case isFull && r.mode == ringbuf.SPSC && r.occupied():
+		r.fullEv++
 		return false
 	case isFull:
 		r.failf("put of %d found no room in a ring with room (%d queued, tail %d, head %d): %v", n, len(r.q), r.tail, r.head, err)
@@ -316,17 +445,21 @@ func (r *opsRun) checkRoom(n int, isFull bool, err error) (put bool) {
 	return true
 }
 
-// producerGate is the check every put makes before it looks at the
-// message: closed, then (SPSC) the producer side.
+// producerGate is the check a put makes once the message's size passed:
+// SPSC takes the producer side (a new producer starts at the published
+// tail: padding the previous one staged is gone) and then looks at the
+// closed bit; MPMC finds the closed bit when it claims.
 func (r *opsRun) producerGate(h *qhandle) error {
-	if r.closed {
-		return ringbuf.ErrClosed
-	}
 	if r.mode == ringbuf.SPSC {
 		if r.prod != nil && r.prod != h {
 			return ringbuf.ErrRole
 		}
-		r.prod = h
+		if r.prod == nil {
+			r.prod, r.tail = h, r.pub
+		}
+	}
+	if r.closed {
+		return ringbuf.ErrClosed
 	}
 	return nil
 }
@@ -347,46 +480,33 @@ func (r *opsRun) want(err, want error) {
 	}
 }
 
-// front is the message a get takes now, or nil.
+// front is the message a get takes now (past skip records), or nil.
 func (r *opsRun) front() *entry {
-	if len(r.q) > 0 && !r.q[0].pending {
-		return r.q[0]
+	for _, e := range r.q {
+		if e.dead {
+			continue
+		}
+		if e.pending {
+			return nil
+		}
+		return e
 	}
 	return nil
 }
 
 // wantNothing checks the error of a get that found nothing readable (the
-// queue is empty or its next position is an outstanding reservation).
-// Blocking gets (ctx already done) report it as ctx's error.
+// queue is empty or its next position is an outstanding reservation), and
+// counts the empty event. Blocking gets (ctx done or soon done) report it
+// as ctx's error. Shut down, SPSC is drained (a reservation will not be
+// published); MPMC waits for a reservation in front, which will.
 func (r *opsRun) wantNothing(err error, blocking bool) {
-	empty := func(err error) bool {
-		if blocking {
-			return isCtxErr(err)
-		}
-		return errors.Is(err, ringbuf.ErrEmpty)
-	}
-	switch {
-	case !r.closed:
-		if !empty(err) {
-			r.failf("err = %v on an empty queue (%d outstanding reservations)", err, len(r.q))
-		}
-	case len(r.q) == 0:
+	if r.closed && (r.mode == ringbuf.SPSC || len(r.q) == 0) {
 		r.want(err, ringbuf.ErrClosed)
-	default:
-		// Closed, and the next position is a reservation. If messages
-		// whose puts returned wait behind it, the queue is not drained.
-		behind := 0
-		for _, e := range r.q {
-			if !e.pending {
-				behind++
-			}
-		}
-		if behind > 0 && !empty(err) {
-			r.failf("err = %v: closed queue holds %d published messages behind an outstanding reservation", err, behind)
-		}
-		if behind == 0 && !empty(err) && !errors.Is(err, ringbuf.ErrClosed) {
-			r.failf("err = %v on a closed queue whose last position is reserved", err)
-		}
+		return
+	}
+	r.emptyEv++
+	if blocking && !isCtxErr(err) || !blocking && !errors.Is(err, ringbuf.ErrEmpty) {
+		r.failf("err = %v on an empty queue (%d reservations outstanding, closed %v)", err, len(r.q), r.closed)
 	}
 }
 
@@ -405,6 +525,14 @@ func (r *opsRun) ctxFor(variant byte) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), 200*time.Microsecond)
 }
 
+// nest runs the nested steps of a callback of busy (prod: WithReserve's),
+// unless this is a nested step already.
+func (r *opsRun) nest(busy *qhandle, prod bool, n int) {
+	for i := 0; i < n && !r.nested && r.in.more() && r.steps < maxSteps; i++ {
+		r.step(busy, prod)
+	}
+}
+
 // ---- producers ----
 
 func (r *opsRun) tryPut(h *qhandle, n int, blocking bool, variant byte) (put bool) {
@@ -419,12 +547,12 @@ func (r *opsRun) tryPut(h *qhandle, n int, blocking bool, variant byte) (put boo
 	} else {
 		err = h.q.TryPut(msg)
 	}
-	if gate := r.producerGate(h); gate != nil {
-		r.want(err, gate)
-		return false
-	}
 	if n > r.maxMsg {
 		r.want(err, ringbuf.ErrTooLarge)
+		return false
+	}
+	if gate := r.producerGate(h); gate != nil {
+		r.want(err, gate)
 		return false
 	}
 	isFull := errors.Is(err, ringbuf.ErrFull)
@@ -453,6 +581,14 @@ func (r *opsRun) putBatch(h *qhandle, ns []int, variant byte) {
 		}
 		return
 	}
+	// The first message's size is checked before the producer side.
+	if len(msgs[0]) > r.maxMsg {
+		if k != 0 {
+			r.failf("put %d with %v", k, err)
+		}
+		r.want(err, ringbuf.ErrTooLarge)
+		return
+	}
 	if gate := r.producerGate(h); gate != nil {
 		if k != 0 {
 			r.failf("put %d with %v", k, err)
@@ -479,81 +615,129 @@ func (r *opsRun) putBatch(h *qhandle, ns []int, variant byte) {
 		}
 	case len(msgs[k]) > r.maxMsg:
 		r.want(err, ringbuf.ErrTooLarge)
-	default:
-		r.checkRoom(len(msgs[k]), isCtxErr(err), err)
+	case r.checkRoom(len(msgs[k]), isCtxErr(err), err):
+		r.failf("PutBatch(%v) = %d, %v: message %d has room", ns, k, err, k)
 	}
 }
 
-func (r *opsRun) reserve(h *qhandle, n int, variant byte) {
-	ctx, cancel := r.ctxFor(variant)
-	b, err := h.q.Reserve(ctx, n)
-	cancel()
-	if n < 0 || n > r.maxMsg {
-		if !errors.Is(err, ringbuf.ErrTooLarge) && !errors.Is(err, ringbuf.ErrInvalid) {
-			r.failf("Reserve(%d) = %v, want ErrTooLarge", n, err)
-		}
-		return
-	}
-	if gate := r.producerGate(h); gate != nil {
-		r.want(err, gate)
-		return
-	}
-	if !r.checkRoom(n, isCtxErr(err), err) {
-		return
-	}
-	if len(b) != n || cap(b) != n {
-		r.failf("Reserve(%d) = %d bytes (cap %d), %v", n, len(b), cap(b), err)
-	}
+// withReserve calls WithReserve(n) with a callback that checks the room
+// against the model, writes the message, runs the nested steps and ends as
+// end says.
+func (r *opsRun) withReserve(h *qhandle, n int, end ending, variant byte) {
 	id := r.nextID
 	r.nextID++
-	copy(b, message(id, n))
-	prevTail := r.tail
-	h.resv, h.resvN, h.resvBuf, h.resvID = r.push(nil, n, true), n, b, id
-	h.resvPrevTail = prevTail
+	msg := message(id, max(n, 0))
+	var resv *entry
+	calls := 0
+	ctx, cancel := r.ctxFor(variant)
+	err, panicked := catch(func() error {
+		return h.q.WithReserve(ctx, n, func(room []byte) (int, error) {
+			if calls++; calls > 1 {
+				r.failf("WithReserve(%d) called back %d times", n, calls)
+			}
+			resv = r.reserved(h, n, room, msg)
+			r.nest(h, true, end.nested)
+			if !bytes.Equal(room, msg) {
+				r.failf("reserved room changed under its callback: %x, wrote %x", trunc(room), trunc(msg))
+			}
+			if end.panics {
+				panic(errPanic)
+			}
+			return end.commit, end.err
+		})
+	})
+	cancel()
+	if calls == 0 {
+		// The size is checked first, then as for a put.
+		switch {
+		case n < 0:
+			r.want(err, ringbuf.ErrInvalid)
+		case n > r.maxMsg:
+			r.want(err, ringbuf.ErrTooLarge)
+		default:
+			if gate := r.producerGate(h); gate != nil {
+				r.want(err, gate)
+			} else if r.checkRoom(n, isCtxErr(err), err) {
+				r.failf("WithReserve(%d) = %v without calling back", n, err)
+			}
+		}
+		return
+	}
+	switch {
+	case panicked != end.panics:
+		r.failf("WithReserve(%d): panicked %v, callback panicked %v", n, panicked, end.panics)
+	case end.panics:
+		r.abandon(resv)
+	case end.err == ringbuf.ErrFull:
+		// Wrapped: WithReserve must not take it for its own and wait.
+		if err == ringbuf.ErrFull || !errors.Is(err, ringbuf.ErrFull) {
+			r.failf("WithReserve(%d) = %v, want the callback's ErrFull, wrapped", n, err)
+		}
+		r.abandon(resv)
+	case end.err != nil:
+		if err != end.err {
+			r.failf("WithReserve(%d) = %v, want the callback's %v", n, err, end.err)
+		}
+		r.abandon(resv)
+	case end.commit < 0 || end.commit > n:
+		r.want(err, ringbuf.ErrInvalid)
+		r.abandon(resv)
+	case r.mode == ringbuf.SPSC && r.closed:
+		// Shut down during the callback: the publishing CAS fails on the
+		// closed bit, and nothing goes out, the staged padding neither.
+		r.want(err, ringbuf.ErrClosed)
+		r.dropLast(resv)
+		r.tail = r.pub
+	default:
+		if err != nil {
+			r.failf("WithReserve(%d) publishing %d: %v", n, end.commit, err)
+		}
+		resv.data, resv.pending = msg[:end.commit], false
+		if r.mode == ringbuf.SPSC {
+			if r.q[len(r.q)-1] != resv {
+				r.failf("model: SPSC reservation not last")
+			}
+			resv.end = resv.start + recSize(end.commit) // a shorter commit gives back the rest
+			r.tail = resv.end
+		}
+		r.published(resv)
+	}
 }
 
-func (r *opsRun) commit(h *qhandle, m int) {
-	err := h.q.Commit(m)
-	if h.resv == nil {
-		r.want(err, ringbuf.ErrInvalid)
+// reserved accounts for a WithReserve callback being called: the size, the
+// gate and the room must have allowed it.
+func (r *opsRun) reserved(h *qhandle, n int, room, msg []byte) *entry {
+	if n < 0 || n > r.maxMsg {
+		r.failf("WithReserve(%d) called back (max %d)", n, r.maxMsg)
+	}
+	if gate := r.producerGate(h); gate != nil {
+		r.failf("WithReserve(%d) called back; want %v", n, gate)
+	}
+	r.checkRoom(n, false, nil)
+	if len(room) != n || cap(room) != n {
+		r.failf("WithReserve(%d) called back with %d bytes (cap %d)", n, len(room), cap(room))
+	}
+	copy(room, msg)
+	return r.push(nil, n, true)
+}
+
+// abandon accounts for a reservation given up: SPSC publishes nothing, but
+// padding the reservation needed at the ring's end stays staged, to go out
+// with the next record; MPMC publishes a skip record, which holds its slot
+// until a consumer passes it.
+func (r *opsRun) abandon(e *entry) {
+	if r.mode == ringbuf.MPMC {
+		e.pending, e.dead = false, true
+		r.abandoned++
 		return
 	}
-	if m < 0 || m > h.resvN {
-		r.want(err, ringbuf.ErrInvalid) // the reservation stays
-		return
-	}
-	if r.mode == ringbuf.SPSC && r.closed {
-		// An SPSC reservation is not published after Close: consumers
-		// draining the closed queue may be gone.
-		r.want(err, ringbuf.ErrClosed)
-		r.q = r.q[:len(r.q)-1]
-		r.tail = h.resvPrevTail
-		h.resv = nil
-		return
-	}
-	if err != nil {
-		r.failf("Commit(%d) of %d: %v", m, h.resvN, err)
-	}
-	e := h.resv
-	e.data, e.pending = message(h.resvID, h.resvN)[:m], false
-	if r.mode == ringbuf.SPSC {
-		if r.q[len(r.q)-1] != e {
-			r.failf("model: SPSC reservation not last")
-		}
-		r.tail = e.end - recSize(h.resvN) + recSize(m)
-		e.end = r.tail
-	}
-	r.puts++
-	r.bIn += uint64(m)
-	h.resv, h.resvBuf = nil, nil
+	r.dropLast(e)
+	r.tail = e.start
 }
 
 // ---- consumers ----
 
 func (r *opsRun) get(h *qhandle, bufLen int, into, blocking bool, variant byte) {
-	if blocking && r.closedSpin() {
-		return
-	}
 	var got []byte
 	var err error
 	buf := make([]byte, bufLen)
@@ -582,6 +766,7 @@ func (r *opsRun) get(h *qhandle, bufLen int, into, blocking bool, variant byte) 
 		r.want(err, gate)
 		return
 	}
+	r.skipDead()
 	e := r.front()
 	if e == nil {
 		r.wantNothing(err, blocking)
@@ -594,15 +779,12 @@ func (r *opsRun) get(h *qhandle, bufLen int, into, blocking bool, variant byte) 
 	if err != nil {
 		r.failf("get (%d queued, next %d bytes, buf %d): %v", len(r.q), len(e.data), bufLen, err)
 	}
-	r.checkMsg(got, r.pop())
-	r.free(e)
-	r.gets++
+	r.take(e)
+	r.checkMsg(got, e)
+	r.got(e)
 }
 
 func (r *opsRun) getBatch(h *qhandle, bufLen, nsizes int, variant byte) {
-	if nsizes > 0 && r.closedSpin() {
-		return
-	}
 	buf := make([]byte, bufLen)
 	sizes := make([]int, nsizes)
 	ctx, cancel := r.ctxFor(variant)
@@ -616,6 +798,7 @@ func (r *opsRun) getBatch(h *qhandle, bufLen, nsizes int, variant byte) {
 		r.want(err, gate)
 		return
 	}
+	r.skipDead()
 	if e := r.front(); e == nil {
 		if k != 0 {
 			r.failf("GetBatch took %d from nothing", k)
@@ -634,75 +817,104 @@ func (r *opsRun) getBatch(h *qhandle, bufLen, nsizes int, variant byte) {
 	}
 	used := 0
 	for i := 0; i < k; i++ {
+		r.skipDead()
 		e := r.front()
 		if e == nil || sizes[i] != len(e.data) || used+sizes[i] > bufLen {
 			r.failf("GetBatch took %d, message %d of %d bytes (buf %d, used %d); model has %v", k, i, sizes[i], bufLen, used, e != nil)
 		}
-		r.checkMsg(buf[used:used+sizes[i]], r.pop())
-		r.free(e)
-		r.gets++
+		r.take(e)
+		r.checkMsg(buf[used:used+sizes[i]], e)
+		r.got(e)
 		used += sizes[i]
 	}
-	// It takes every message that fits.
-	if e := r.front(); e != nil && k < nsizes && used+len(e.data) <= bufLen {
-		r.failf("GetBatch stopped after %d messages (%d bytes of %d); the next, %d bytes, fits", k, used, bufLen, len(e.data))
+	// It takes every message that fits; looking for the next one, it
+	// passes the skip records before it.
+	if k < nsizes {
+		r.skipDead()
+		if e := r.front(); e != nil && used+len(e.data) <= bufLen {
+			r.failf("GetBatch stopped after %d messages (%d bytes of %d); the next, %d bytes, fits", k, used, bufLen, len(e.data))
+		}
 	}
 }
 
-func (r *opsRun) peek(h *qhandle, variant byte) {
-	if r.closedSpin() {
-		return
-	}
+// withPeek calls WithPeek with a callback that checks the message against
+// the model, runs the nested steps, checks that the message stayed intact
+// meanwhile and ends as end says. The message is consumed however the
+// callback ends.
+func (r *opsRun) withPeek(h *qhandle, end ending, variant byte) {
+	var e *entry
+	calls := 0
 	ctx, cancel := r.ctxFor(variant)
-	msg, err := h.q.Peek(ctx)
+	err, panicked := catch(func() error {
+		return h.q.WithPeek(ctx, func(msg []byte) error {
+			if calls++; calls > 1 {
+				r.failf("WithPeek called back %d times", calls)
+			}
+			e = r.peeked(h, msg)
+			r.nest(h, false, end.nested)
+			if !bytes.Equal(msg, e.data) {
+				r.failf("peeked message changed under its callback: %x, want %x", trunc(msg), trunc(e.data))
+			}
+			if end.panics {
+				panic(errPanic)
+			}
+			return end.err
+		})
+	})
 	cancel()
-	if gate := r.consumerGate(h); gate != nil {
-		r.want(err, gate)
-		return
-	}
-	e := r.front()
-	if e == nil {
+	if calls == 0 {
+		if err == nil {
+			r.failf("WithPeek = nil without calling back")
+		}
+		if gate := r.consumerGate(h); gate != nil {
+			r.want(err, gate)
+			return
+		}
+		r.skipDead()
+		if f := r.front(); f != nil {
+			r.failf("WithPeek = %v with %d bytes queued", err, len(f.data))
+		}
 		r.wantNothing(err, true)
 		return
 	}
-	if err != nil {
-		r.failf("Peek (%d queued): %v", len(r.q), err)
+	for i, p := range r.peeks {
+		if p == e {
+			r.peeks = append(r.peeks[:i], r.peeks[i+1:]...)
+			break
+		}
 	}
-	r.checkMsg(msg, r.pop())
-	h.peek = e
-}
-
-func (r *opsRun) release(h *qhandle) {
-	err := h.q.Release()
-	if h.peek == nil {
-		r.want(err, ringbuf.ErrInvalid)
-		return
-	}
-	if err != nil {
-		r.failf("Release: %v", err)
-	}
-	r.free(h.peek)
-	r.gets++
-	h.peek = nil
-}
-
-// finishProducer / finishConsumer end an outstanding Reserve / Peek, which
-// hold the handle's side: a put (get) through the same handle would wait.
-func (r *opsRun) finishProducer(h *qhandle) {
-	if h.resv != nil {
-		r.commit(h, h.resvN)
+	r.got(e)
+	switch {
+	case panicked != end.panics:
+		r.failf("WithPeek: panicked %v, callback panicked %v", panicked, end.panics)
+	case end.err == ringbuf.ErrEmpty:
+		// Wrapped: WithPeek must not take it for its own and wait.
+		if err == ringbuf.ErrEmpty || !errors.Is(err, ringbuf.ErrEmpty) {
+			r.failf("WithPeek = %v, want the callback's ErrEmpty, wrapped", err)
+		}
+	case !end.panics && err != end.err:
+		r.failf("WithPeek = %v, want the callback's %v", err, end.err)
 	}
 }
 
-func (r *opsRun) finishConsumer(h *qhandle) {
-	if h.peek != nil {
-		r.release(h)
+// peeked accounts for a WithPeek callback being called: the gate must have
+// allowed it, and msg is the front message, in place.
+func (r *opsRun) peeked(h *qhandle, msg []byte) *entry {
+	if gate := r.consumerGate(h); gate != nil {
+		r.failf("WithPeek called back; want %v", gate)
 	}
-}
-
-// closedSpin says whether a blocking get now would hit mpmc-closed-spin.
-func (r *opsRun) closedSpin() bool {
-	return known("mpmc-closed-spin") && r.mode == ringbuf.MPMC && r.closed && len(r.q) > 0 && r.q[0].pending
+	r.skipDead()
+	e := r.front()
+	if e == nil {
+		r.failf("WithPeek called back with %d bytes from an empty queue", len(msg))
+	}
+	r.checkMsg(msg, e)
+	if cap(msg) != len(msg) {
+		r.failf("WithPeek's message has cap %d beyond its %d bytes", cap(msg), len(msg))
+	}
+	r.take(e)
+	r.peeks = append(r.peeks, e)
+	return e
 }
 
 func (r *opsRun) open(from *qhandle) *qhandle {
@@ -722,11 +934,11 @@ func (r *opsRun) open(from *qhandle) *qhandle {
 	return &qhandle{q: q, name: fmt.Sprint("h", r.nextH)}
 }
 
-func (r *opsRun) detach(h *qhandle) {
-	r.finishProducer(h)
-	r.finishConsumer(h)
-	if err := h.q.Detach(); err != nil {
-		r.failf("Detach: %v", err)
+// closeHandle closes h, which gives up its SPSC sides (a consumer publishes
+// its head first), and probes it.
+func (r *opsRun) closeHandle(h *qhandle, variant byte) {
+	if err := h.q.Close(); err != nil {
+		r.failf("Close: %v", err)
 	}
 	if r.prod == h {
 		r.prod = nil
@@ -734,21 +946,33 @@ func (r *opsRun) detach(h *qhandle) {
 	if r.cons == h {
 		r.cons = nil
 	}
+	ctx := context.Background()
+	if variant == 6 {
+		ctx = r.ctx
+	}
+	if msg := probeClosed(h.q, ctx); msg != "" {
+		r.failf("%s: %s", h.name, msg)
+	}
 }
 
 func (r *opsRun) checkStats(h *qhandle) {
 	st := h.q.Stats()
-	wantLen := len(r.q) // MPMC: positions taken, reservations included
-	if r.mode == ringbuf.SPSC {
-		wantLen = int(r.puts - r.gets) // from the counters: peeked messages count
+	want := ringbuf.Stats{Puts: r.puts, Gets: r.gets, BytesIn: r.bIn, BytesOut: r.bOut,
+		FullEvents: r.fullEv, EmptyEvents: r.emptyEv, Len: int(r.puts - r.gets), Closed: r.closed}
+	if r.mode == ringbuf.MPMC {
+		// From the positions: claimed ones count; skip records are no
+		// messages, so they come off Puts, off Gets once passed, and off
+		// Len until then.
+		want.Puts = r.tail - r.abandoned
+		want.Gets = r.head - r.skipped
+		want.Len = int(r.tail - r.head - (r.abandoned - r.skipped))
 	}
-	if st.Puts != r.puts || st.Gets != r.gets || st.BytesIn != r.bIn || st.BytesOut != r.bOut ||
-		st.Closed != r.closed || st.Len != wantLen || st.DeadProducerSlots != 0 || st.DeadConsumerLosses != 0 {
-		r.failf("Stats = %+v; want puts %d gets %d in %d out %d len %d closed %v",
-			st, r.puts, r.gets, r.bIn, r.bOut, wantLen, r.closed)
+	st.Sleeps, st.At = 0, time.Time{} // Sleeps depend on timing
+	if st != want {
+		r.failf("Stats = %+v\nwant %+v", st, want)
 	}
-	if n := h.q.Len(); n != wantLen {
-		r.failf("Len = %d, want %d", n, wantLen)
+	if n := h.q.Len(); n != want.Len {
+		r.failf("Len = %d, want %d", n, want.Len)
 	}
 }
 
@@ -770,10 +994,32 @@ func FuzzQueueOps(f *testing.F) {
 		{spsc | 2<<3, 5, op(opFill, 0, 0), 13, op(opTryGetInto, 0, 0), 0x80 | 1, op(opTryGetInto, 0, 0), 0x80 | 2,
 			op(opTryPut, 0, 0), 16, op(opGetBatch, 0, 3), 40, op(opPutBatch, 0, 3), 16, 0, 5,
 			op(opGetBatch, 0, 4), 0x80 | 2, op(opDrain, 0, 0)},
-		// MPMC: reserve, commit shorter, peek/release, close and drain.
-		{mpmc | 2<<3, 9, op(opReserve, 0, 0), 20, op(opTryPut, 0, 0), 3, op(opCommit, 0, 0), 10,
-			op(opTryPut, 0, 0), 30, op(opPeek, 0, 0), op(opTryPut, 0, 0), 1, op(opRelease, 0, 0),
-			op(opClose, 0, 0), op(opTryPut, 0, 0), 1, op(opGet, 0, 0), 0, op(opDrain, 0, 0), op(opGet, 0, 1), 0},
+		// MPMC 4 slots: publish shorter; a put (on a second handle) while
+		// a reservation runs; abandon; a put and a get while a message is
+		// peeked; shut down and drain.
+		{mpmc | 2<<3, 9, op(opReserve, 0, 2), 20, 10, op(opReserve, 0, 4), 20, 0, op(opTryPut, 0, 0), 3,
+			op(opCommit, 0, 0), 30, op(opPeek, 0, 4), 1, op(opTryPut, 0, 0), 1, op(opTryGet, 1, 0),
+			op(opShutdown, 0, 0), op(opTryPut, 0, 0), 1, op(opGet, 0, 0), 0, op(opDrain, 0, 0), op(opGet, 0, 1), 0},
+		// MPMC: shut down while a reservation runs; a get waits behind it,
+		// and it is delivered.
+		{mpmc | 2<<3, 9, op(opTryPut, 0, 0), 5, op(opReserve, 0, 4), 10, 2, op(opShutdown, 0, 0),
+			op(opGet, 1, 0), 0, op(opGet, 1, 1), 0, op(opDrain, 1, 0)},
+		// MPMC 2 slots: while a message is peeked, a second handle takes
+		// the next one, and finds the peeked one's slot still held when it
+		// wants to get or put in the next lap.
+		{mpmc, 5, op(opTryPut, 0, 0), 3, op(opTryPut, 0, 0), 4, op(opPeek, 0, 4), 3, op(opTryGet, 1, 0),
+			op(opGet, 1, 1), 0, op(opTryPut, 1, 0), 5, op(opPut, 1, 1), 5, op(opDrain, 0, 0), op(opTryPut, 0, 0), 6},
+		// SPSC: shut down while a reservation runs: it is not published.
+		{spsc | 2<<3, 5, op(opTryPut, 0, 0), 5, op(opReserve, 0, 4), 10, 1, op(opTryGet, 0, 0),
+			op(opShutdown, 0, 0), op(opTryGet, 0, 0), op(opTryGet, 0, 0)},
+		// SPSC 64/24: an abandoned reservation leaves its padding staged;
+		// the next put publishes it; a new producer starts without it.
+		{spsc, 7, op(opTryPut, 0, 0), 16, op(opTryPut, 0, 0), 8, op(opDrain, 0, 0), op(opCommit, 0, 2), 24,
+			op(opTryPut, 0, 0), 24, op(opTryGet, 0, 0), op(opTryPut, 0, 0), 8, op(opCommit, 0, 0), 24,
+			op(opReopen, 0, 0), op(opTryPut, 0, 0), 8, op(opTryPut, 0, 0), 24, op(opDrain, 0, 0)},
+		// Callbacks that panic, and a callback's ErrEmpty.
+		{mpmc | 3<<3, 5, op(opTryPut, 0, 0), 3, op(opTryPut, 0, 0), 4, op(opCommit, 0, 6), 5,
+			op(opRelease, 0, 6), op(opRelease, 0, 2), op(opReserve, 0, 0), 5, op(opDrain, 0, 0)},
 		// SPSC, two handles: sides taken, refused, handed over on Reopen.
 		{spsc | 3<<3, 9, op(opTryPut, 0, 0), 5, op(opTryPut, 1, 0), 5, op(opReopen, 1, 0), op(opTryGet, 1, 0),
 			op(opTryPut, 1, 0), 5, op(opReopen, 0, 0), op(opTryPut, 0, 0), 9, op(opTryGet, 0, 0), op(opDrain, 1, 0)},
@@ -798,10 +1044,13 @@ func FuzzQueueOps(f *testing.F) {
 	})
 }
 
+// maxSteps bounds the operations of one input, nested ones included.
+const maxSteps = 256
+
 // runOps decodes and runs one FuzzQueueOps input. Its first two bytes
 // choose the queue: byte 0 bit 0 MPMC, bit 1 BusyPoll, bit 2 default spin
 // (else none), bits 3-5 the capacity; byte 1 MaxMessage (bit 7: the SPSC
-// limit, -1..+2).
+// limit, -1..+2). Operations follow (see step).
 func runOps(fail, logf func(string, ...any), data []byte) {
 	in := &bytesIn{data}
 	c0, c1 := in.byte(), in.byte()
@@ -811,7 +1060,7 @@ func runOps(fail, logf func(string, ...any), data []byte) {
 	}
 	capIdx := int(c0>>3) & 7
 	opts.MaxMessage = maxMsgs[int(c1)%len(maxMsgs)]
-	r := &opsRun{fail: fail, logf: logf, traced: logf != nil, unfreed: map[uint64]bool{}, op: "create"}
+	r := &opsRun{fail: fail, logf: logf, traced: logf != nil, in: in, unfreed: map[uint64]bool{}, op: "create"}
 	valid := true
 	if c0&1 == 0 {
 		opts.Capacity = spscCaps[capIdx]
@@ -850,19 +1099,19 @@ func runOps(fail, logf func(string, ...any), data []byte) {
 	if r.mode == ringbuf.MPMC {
 		r.cap = uint64(q.Cap())
 		if r.cap < 2 || r.cap&(r.cap-1) != 0 || r.cap > uint64(max(opts.Capacity/(16+r.maxMsg), 2)) {
-			q.Detach()
+			q.Close()
 			r.failf("MPMC Cap = %d", r.cap)
 		}
 	}
 	if q.Mode() != r.mode || q.MaxMessage() != r.maxMsg || uint64(q.Cap()) != r.cap {
-		q.Detach()
+		q.Close()
 		r.failf("queue %v max %d cap %d", q.Mode(), q.MaxMessage(), q.Cap())
 	}
 	r.hs[0] = &qhandle{q: q, name: "h0"}
 	defer func() {
 		for _, h := range r.hs {
 			if h != nil {
-				h.q.Detach()
+				h.q.Close()
 			}
 		}
 	}()
@@ -870,107 +1119,12 @@ func runOps(fail, logf func(string, ...any), data []byte) {
 	cancel()
 	r.ctx = cctx
 
-	for steps := 0; in.more() && steps < 256; steps++ {
-		c := in.byte()
-		code, hi, variant := int(c&15), int(c>>4&1), c>>5
-		if r.hs[hi] == nil && code != opReopen {
-			hi = 1 - hi
-		}
-		h := r.hs[hi]
-		r.op = fmt.Sprintf("step %d %s on %v", steps, opNames[code], hi)
-		switch code {
-		case opTryPut, opPut, opFill:
-			r.finishProducer(h)
-			n := r.length(in.byte(), r.maxMsg)
-			if code == opFill {
-				for i := 0; i < 600 && r.tryPut(h, n, false, variant); i++ {
-				}
-			} else {
-				r.tryPut(h, n, code == opPut, variant)
-			}
-		case opTryGet:
-			r.finishConsumer(h)
-			r.get(h, 0, false, false, variant)
-		case opTryGetInto:
-			r.finishConsumer(h)
-			r.get(h, r.length(in.byte(), r.frontLen()), true, false, variant)
-		case opGet:
-			r.finishConsumer(h)
-			r.get(h, r.length(in.byte(), r.frontLen()), variant&2 != 0, true, variant)
-		case opDrain:
-			r.finishConsumer(h)
-			for i := 0; i < 1100; i++ {
-				stop := r.front() == nil || r.mode == ringbuf.SPSC && r.cons != nil && r.cons != h
-				r.get(h, 0, false, false, variant)
-				if stop {
-					break
-				}
-			}
-		case opPutBatch:
-			r.finishProducer(h)
-			ns := make([]int, variant%5)
-			for i := range ns {
-				ns[i] = r.length(in.byte(), r.maxMsg)
-			}
-			r.putBatch(h, ns, variant)
-		case opGetBatch:
-			r.finishConsumer(h)
-			r.getBatch(h, r.length(in.byte(), r.frontLen()), int(variant%5), variant)
-		case opReserve:
-			r.finishProducer(h)
-			n := r.length(in.byte(), r.maxMsg)
-			if variant == 7 {
-				n = -1 - n
-			}
-			r.reserve(h, n, variant)
-		case opCommit:
-			n := 0
-			if h.resv != nil {
-				n = r.length(in.byte(), h.resvN)
-			}
-			r.commit(h, n)
-		case opPeek:
-			r.finishConsumer(h)
-			r.peek(h, variant)
-		case opRelease:
-			r.release(h)
-		case opStats:
-		case opClose:
-			if err := h.q.Close(); err != nil {
-				r.failf("Close: %v", err)
-			}
-			r.closed = true
-		case opReopen:
-			if old := r.hs[hi]; old != nil && old == r.cons && known("consumer-handoff") {
-				break
-			}
-			from := r.hs[0]
-			if from == nil {
-				from = r.hs[1]
-			}
-			nh := r.open(from)
-			if old := r.hs[hi]; old != nil {
-				r.detach(old)
-			}
-			r.hs[hi] = nh
-		}
-		r.checkStats(r.any())
-		if r.traced {
-			ctl, _, _ := objects(r.any().q)
-			r.logf("%s: model %d queued, tail %d head %d, puts %d gets %d, closed %v; ring tail %d head %d",
-				r.op, len(r.q), r.tail, r.head, r.puts, r.gets, r.closed,
-				binary.LittleEndian.Uint64(ctl[offTail:]), binary.LittleEndian.Uint64(ctl[offHead:]))
-		}
+	for in.more() && r.steps < maxSteps {
+		r.step(nil, false)
 	}
 
 	// Whatever is left comes out intact, in order.
 	r.op = "final drain"
-	for _, h := range r.hs {
-		if h != nil {
-			r.finishProducer(h)
-			r.finishConsumer(h)
-		}
-	}
 	h := r.any()
 	if r.mode == ringbuf.SPSC && r.cons != nil {
 		h = r.cons
@@ -980,6 +1134,136 @@ func runOps(fail, logf func(string, ...any), data []byte) {
 	}
 	r.get(h, 0, false, false, 0)
 	r.checkStats(h)
+}
+
+// step decodes and runs one operation, then checks the Stats. Nested in a
+// callback of busy (prod: a WithReserve's, else a WithPeek's), an
+// operation that would wait for the callback goes to the other handle
+// (opened if need be): one of the callback's side, which waits for the
+// side's turn (a Try call forever), and closing busy, which waits for its
+// callbacks. A nested step runs no nested steps of its own.
+func (r *opsRun) step(busy *qhandle, prod bool) {
+	c := r.in.byte()
+	code, hi, variant := int(c&15), int(c>>4&1), c>>5
+	if r.hs[hi] == nil && code != opReopen {
+		hi = 1 - hi
+	}
+	if busy != nil && r.hs[hi] == busy && waitsFor(code, prod) {
+		hi = 1 - hi
+		if r.hs[hi] == nil && code != opReopen {
+			r.hs[hi] = r.open(busy)
+		}
+	}
+	h := r.hs[hi]
+	outer, wasNested := r.op, r.nested
+	r.op = fmt.Sprintf("step %d %s on %v", r.steps, opNames[code], hi)
+	if busy != nil {
+		r.op = fmt.Sprintf("%s, in the callback of %s", r.op, outer)
+	}
+	r.steps++
+	r.nested = busy != nil
+	defer func() { r.op, r.nested = outer, wasNested }()
+	nested := func(on bool) int {
+		if !on {
+			return 0
+		}
+		return 1 + int(r.in.byte()&3)
+	}
+	failing := func(sentinel error) ending {
+		switch variant >> 1 {
+		case 1:
+			return ending{err: sentinel}
+		case 2:
+			return ending{err: errCallback, nested: nested(true)}
+		case 3:
+			return ending{panics: true}
+		}
+		return ending{err: errCallback}
+	}
+	switch code {
+	case opTryPut, opPut, opFill:
+		n := r.length(r.in.byte(), r.maxMsg)
+		if code == opFill {
+			for i := 0; i < 600 && r.tryPut(h, n, false, variant); i++ {
+			}
+		} else {
+			r.tryPut(h, n, code == opPut, variant)
+		}
+	case opTryGet:
+		r.get(h, 0, false, false, variant)
+	case opTryGetInto:
+		r.get(h, r.length(r.in.byte(), r.frontLen()), true, false, variant)
+	case opGet:
+		r.get(h, r.length(r.in.byte(), r.frontLen()), variant&2 != 0, true, variant)
+	case opDrain:
+		for i := 0; i < 1100; i++ {
+			stop := r.front() == nil || r.mode == ringbuf.SPSC && r.cons != nil && r.cons != h
+			r.get(h, 0, false, false, variant)
+			if stop {
+				break
+			}
+		}
+	case opPutBatch:
+		ns := make([]int, variant%5)
+		for i := range ns {
+			ns[i] = r.length(r.in.byte(), r.maxMsg)
+		}
+		r.putBatch(h, ns, variant)
+	case opGetBatch:
+		r.getBatch(h, r.length(r.in.byte(), r.frontLen()), int(variant%5), variant)
+	case opReserve:
+		n := r.length(r.in.byte(), r.maxMsg)
+		if variant == 7 {
+			r.withReserve(h, -1-n, ending{}, variant)
+			break
+		}
+		m := n
+		if variant&2 != 0 {
+			m = r.length(r.in.byte(), n)
+		}
+		r.withReserve(h, n, ending{commit: m, nested: nested(variant&4 != 0)}, variant)
+	case opCommit:
+		n := r.length(r.in.byte(), r.maxMsg)
+		r.withReserve(h, n, failing(ringbuf.ErrFull), variant)
+	case opPeek:
+		r.withPeek(h, ending{nested: nested(variant&4 != 0)}, variant)
+	case opRelease:
+		r.withPeek(h, failing(ringbuf.ErrEmpty), variant)
+	case opStats:
+	case opShutdown:
+		if err := h.q.Shutdown(); err != nil {
+			r.failf("Shutdown: %v", err)
+		}
+		r.closed = true
+	case opReopen:
+		nh := r.open(r.any())
+		if old := r.hs[hi]; old != nil {
+			r.closeHandle(old, variant)
+		}
+		r.hs[hi] = nh
+	}
+	r.checkStats(r.any())
+	if r.traced {
+		ctl, _, _ := objects(r.any().q)
+		tail := binary.LittleEndian.Uint64(ctl[offTail:])
+		r.logf("%s: model %d queued, tail %d pub %d head %d, puts %d gets %d, closed %v; ring tail %d head %d, closed %v",
+			r.op, len(r.q), r.tail, r.pub, r.head, r.puts, r.gets, r.closed,
+			tail&^closedBit, binary.LittleEndian.Uint64(ctl[offHead:]), tail&closedBit != 0)
+	}
+}
+
+// waitsFor says whether operation code, on the handle running a callback
+// (prod: WithReserve's), would wait for that callback.
+func waitsFor(code int, prod bool) bool {
+	switch code {
+	case opReopen:
+		return true
+	case opStats, opShutdown:
+		return false
+	case opTryPut, opPut, opFill, opPutBatch, opReserve, opCommit:
+		return prod
+	}
+	return !prod
 }
 
 // any returns a handle that is open.
@@ -994,25 +1278,33 @@ func (r *opsRun) any() *qhandle {
 // FuzzRingImage: a queue's shared state overwritten with arbitrary bytes.
 
 // Control block and ring offsets from ringbuf/layout.go, spsc.go and
-// mpmc.go (layout version 1), for seeds that aim at one field. The fuzzer
+// mpmc.go (layout version 2), for seeds that aim at one field. The fuzzer
 // reaches every byte without them; TestRingLayout pins them.
 const (
 	offMode      = 0
 	offMaxMsg    = 4
 	offCapacity  = 8
 	offSlotSize  = 16
-	offTail      = 128
+	offTail      = 128 // closedBit: shut down
 	offProducer  = 136
 	offHead      = 256
 	offConsumer  = 264
-	offNotEmpty  = 384 // seq; waiters at +4
-	offClosed    = 64
-	offStats     = 768 // a 128-byte line per participant slot
+	offDeadProd  = 392
+	offDeadCons  = 400
+	offAbandoned = 408
+	offNotEmpty  = 512                    // event counts (internal/futex), each ecSpan bytes
+	ecSpan       = 128                    // futex.Size(imageParts) rounded up to a line
+	offNotFull   = offNotEmpty + ecSpan   //
+	ecMask       = 8                      // mask word: bit i, slot i announced a sleeper
+	ecEntries    = 16                     // the announcers' tokens, a uint32 per slot
+	offStats     = offNotEmpty + 3*ecSpan // a 128-byte line per participant slot
 	statsLineLen = 128
 	stPuts       = 0
 	stGets       = 8
 	stClaimPut   = 64
 	stClaimGet   = 72
+
+	closedBit = 1 << 63
 
 	recData = 0x5a5a0001 // SPSC record / MPMC slot flags
 	recPad  = 0x5a5a0002
@@ -1064,9 +1356,43 @@ func objects(q *ringbuf.Queue) (ctl, ring []byte, err error) {
 	return ctl, ring, err
 }
 
-// TestRingLayout pins the offsets above against live queues: three
-// messages put and got, the ring found empty (SPSC: which publishes the
-// head), and one more put.
+// load64 and load32 read a word that another goroutine may be writing.
+func load64(b []byte) uint64 { return (*atomic.Uint64)(unsafe.Pointer(&b[0])).Load() }
+func load32(b []byte) uint32 { return (*atomic.Uint32)(unsafe.Pointer(&b[0])).Load() }
+
+// asleep runs block, which must go to sleep on the event count ec of q's
+// control block, and checks the sleeper's announcement there: its slot's
+// mask bit and its token, set while it sleeps and cleared when block's ctx
+// ends (which also moves the sequence word, to wake it).
+func asleep(t *testing.T, q *ringbuf.Queue, ec []byte, block func(ctx context.Context)) {
+	t.Helper()
+	self := q.Segment().Self()
+	bit := uint64(1) << self.Slot()
+	seq := load32(ec)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		block(ctx)
+	}()
+	for deadline := time.Now().Add(5 * time.Second); load64(ec[ecMask:])&bit == 0; time.Sleep(100 * time.Microsecond) {
+		if time.Now().After(deadline) {
+			t.Errorf("no sleeper announced in mask %#x (slot %d)", load64(ec[ecMask:]), self.Slot())
+			break
+		}
+	}
+	entry := load32(ec[ecEntries+4*self.Slot():])
+	cancel()
+	<-done
+	if entry != uint32(self) || load64(ec[ecMask:])&bit != 0 || load32(ec[ecEntries+4*self.Slot():]) != 0 || load32(ec) == seq {
+		t.Errorf("event count: entry %#x while asleep, want token %#x; after: %x", entry, uint32(self), ec[:ecEntries+4*imageParts])
+	}
+}
+
+// TestRingLayout pins the offsets above against live queues: a consumer
+// asleep on the empty ring, three messages put and got, the ring found
+// empty (SPSC: which publishes the head), a reservation abandoned, one
+// more put; a producer asleep on the full ring, and a shutdown.
 func TestRingLayout(t *testing.T) {
 	le := binary.LittleEndian
 	for _, opts := range imageOpts {
@@ -1074,6 +1400,11 @@ func TestRingLayout(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		ctl, ring, err := objects(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		asleep(t, q, ctl[offNotEmpty:], func(ctx context.Context) { q.Get(ctx) })
 		for i := 0; i < 3; i++ {
 			if err := q.TryPut(message(i, imageLens[i])); err != nil {
 				t.Fatal(err)
@@ -1089,36 +1420,46 @@ func TestRingLayout(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if err := q.TryPut(message(3, 5)); err != nil {
+		if err := q.WithReserve(context.Background(), 5, func([]byte) (int, error) { return 0, errCallback }); err != errCallback {
 			t.Fatal(err)
 		}
-		q.Close()
-		ctl, ring, err := objects(q)
-		if err != nil {
+		if err := q.TryPut(message(3, 5)); err != nil {
 			t.Fatal(err)
 		}
 		line := ctl[offStats+statsLineLen*q.Segment().Self().Slot():]
 		ok := le.Uint32(ctl[offMode:]) == uint32(opts.Mode) && le.Uint32(ctl[offMaxMsg:]) == uint32(opts.MaxMessage) &&
-			le.Uint64(ctl[offCapacity:]) == uint64(q.Cap()) && le.Uint32(ctl[offClosed:]) == 1 &&
+			le.Uint64(ctl[offCapacity:]) == uint64(q.Cap()) &&
 			le.Uint64(line[stPuts:]) == 4 && le.Uint64(line[stGets:]) == 3 &&
 			len(ctl) == offStats+statsLineLen*imageParts
+		tail := uint64(96)
 		if opts.Mode == ringbuf.SPSC {
 			self := uint32(q.Segment().Self())
-			ok = ok && le.Uint64(ctl[offTail:]) == 96 && le.Uint64(ctl[offHead:]) == 80 &&
+			ok = ok && le.Uint64(ctl[offHead:]) == 80 && le.Uint64(ctl[offAbandoned:]) == 0 &&
 				le.Uint32(ctl[offProducer:]) == self && le.Uint32(ctl[offConsumer:]) == self &&
 				le.Uint32(ring[0:]) == 5 && le.Uint32(ring[4:]) == recData && le.Uint32(ring[16:]) == 0 &&
 				le.Uint32(ring[24:]) == 48 && le.Uint32(ring[28:]) == recData && le.Uint32(ring[80:]) == 5
 		} else {
+			// Position 3 is the abandoned reservation's skip record.
+			tail = 5
 			ok = ok && le.Uint32(ctl[offSlotSize:]) == 64 && q.Cap() == 8 && len(ring) == 8*64 &&
-				le.Uint64(ctl[offTail:]) == 4 && le.Uint64(ctl[offHead:]) == 3 &&
-				le.Uint64(line[stClaimPut:]) == 4 && le.Uint64(line[stClaimGet:]) == 3 &&
+				le.Uint64(ctl[offHead:]) == 3 && le.Uint64(ctl[offAbandoned:]) == 1 &&
+				le.Uint64(line[stClaimPut:]) == 5 && le.Uint64(line[stClaimGet:]) == 3 &&
 				le.Uint64(ring[0:]) == 8 && le.Uint64(ring[64:]) == 9 && le.Uint64(ring[128:]) == 10 &&
-				le.Uint64(ring[192:]) == 4 && le.Uint32(ring[192+8:]) == 5 && le.Uint32(ring[192+12:]) == recData
+				le.Uint64(ring[192:]) == 4 && le.Uint32(ring[192+8:]) == 0 && le.Uint32(ring[192+12:]) == recDead &&
+				le.Uint64(ring[256:]) == 5 && le.Uint32(ring[256+8:]) == 5 && le.Uint32(ring[256+12:]) == recData
 		}
+		ok = ok && le.Uint64(ctl[offTail:]) == tail
+		// A producer asleep on the full ring.
+		for q.TryPut(message(4, 40)) == nil {
+		}
+		asleep(t, q, ctl[offNotFull:], func(ctx context.Context) { q.Put(ctx, message(5, 40)) })
+		tail = le.Uint64(ctl[offTail:])
+		q.Shutdown()
+		ok = ok && le.Uint64(ctl[offTail:]) == tail|closedBit
 		if !ok {
-			t.Errorf("%v: layout drifted from the harness's offsets:\nctl %x\nline %x\nring %x", opts.Mode, ctl[:offStats], line[:statsLineLen], ring)
+			t.Errorf("%v: layout drifted from the harness's offsets:\nctl %x\nline %x\nring %x", opts.Mode, ctl[:offNotEmpty], line[:statsLineLen], ring)
 		}
-		q.Detach()
+		q.Close()
 	}
 }
 
@@ -1128,31 +1469,31 @@ func TestRingLayout(t *testing.T) {
 const (
 	imTryGet = iota
 	imTryGetInto
-	imPeek // and Release
-	imTryPut
-	imReserve // and Commit
+	imPeek    // WithPeek
+	imTryPut  //
+	imReserve // WithReserve, publishing all of it
 	imPutBatch
 	imGetBatch
 	imGet // variant 6: wait past the stuck-claim grace
 	imPut
 	imStats
-	imClose
-	imOpen   // (re)open the second handle
-	imDetach // detach the creator's handle
+	imShutdown
+	imOpen  // (re)open the second handle
+	imClose // close the creator's handle
 	imGetInto
 	imCtlEdits // apply the control block edits again
 	imRingEdits
 )
 
 var imNames = [...]string{"TryGet", "TryGetInto", "Peek", "TryPut", "Reserve", "PutBatch", "GetBatch", "Get",
-	"Put", "Stats", "Close", "Open", "Detach", "GetInto", "CtlEdits", "RingEdits"}
+	"Put", "Stats", "Shutdown", "Open", "Close", "GetInto", "CtlEdits", "RingEdits"}
 
 // onSecond marks an image op to run on the second handle (bit 4).
 func onSecond(op byte) byte { return 16 | op }
 
 var defaultImageOps = []byte{imTryGet, imTryGetInto, imPeek, imTryPut, imReserve, imPutBatch, imGetBatch,
 	imGet | 1<<5, imPut | 1<<5, imStats, imOpen, onSecond(imTryGet), onSecond(imTryGetInto), onSecond(imPeek), onSecond(imTryPut),
-	onSecond(imStats), imClose, imTryGet, onSecond(imTryGet), imDetach, onSecond(imTryPut), onSecond(imTryGet), onSecond(imStats)}
+	onSecond(imStats), imShutdown, imTryGet, onSecond(imTryGet), imClose, onSecond(imTryPut), onSecond(imTryGet), onSecond(imStats)}
 
 type imHandle struct {
 	q       *ringbuf.Queue
@@ -1228,9 +1569,41 @@ func (r *imageRun) checkLen(h *imHandle) {
 		bound /= 8 // a record takes at least 8 bytes
 	}
 	st := h.q.Stats()
-	if n := h.q.Len(); (n < 0 || n > bound || st.Len < 0 || st.Len > bound) && !known("len-range") {
+	if n := h.q.Len(); n < 0 || n > bound || st.Len < 0 || st.Len > bound {
 		r.failf("%s: Len %d, Stats.Len %d; a %v ring of %d holds at most %d messages", h.name, n, st.Len, h.q.Mode(), h.q.Cap(), bound)
 	}
+}
+
+// checkSlept checks that a call given time to wait slept rather than
+// polled. A blocked call counts a full (empty) event each time it looks at
+// the ring and finds no room (message): once, then once per wakeup, and a
+// sleeper is woken only when its readiness check says the ring changed, or
+// every 10 ms while it waits out a stuck claim. A readiness check that
+// holds while the call still finds nothing makes a loop of them, burning
+// the CPU until the ctx ends (and forever without one).
+func (r *imageRun) checkSlept(h *imHandle, producer bool, before ringbuf.Stats, took time.Duration) {
+	after := h.q.Stats()
+	n := after.FullEvents + after.EmptyEvents - before.FullEvents - before.EmptyEvents
+	if n <= uint64(8+took/time.Millisecond) ||
+		known("mpmc-stale-lap-spin") && !producer && r.staleLap(h) ||
+		known("spsc-tail-spin") && producer && h.q.Mode() == ringbuf.SPSC {
+		return
+	}
+	r.failf("%s: %d full and empty events in %v: the call polled instead of sleeping", h.name, n, took)
+}
+
+// staleLap says whether h's MPMC queue is shut down with its head's slot
+// holding the previous lap while tail > head (mpmc-stale-lap-spin).
+func (r *imageRun) staleLap(h *imHandle) bool {
+	ctl, _, err := objects(h.q)
+	if err != nil || h.q.Mode() != ringbuf.MPMC {
+		return false
+	}
+	le := binary.LittleEndian
+	n := uint64(h.q.Cap())
+	head, tail := le.Uint64(ctl[offHead:]), le.Uint64(ctl[offTail:])
+	seq := le.Uint64(h.ring[(head&(n-1))*(uint64(len(h.ring))/n):])
+	return tail&closedBit != 0 && tail&^closedBit > head && head >= n && (seq == head+1-n || seq == head-n)
 }
 
 // open attaches a handle to the queue's memory: it fails with ErrCorrupt
@@ -1250,7 +1623,7 @@ func (r *imageRun) open(from *imHandle, name string) *imHandle {
 	}
 	_, ring, err := objects(q)
 	if err != nil {
-		q.Detach()
+		q.Close()
 		r.failf("objects of %s: %v", name, err)
 	}
 	c, m := q.Cap(), q.MaxMessage()
@@ -1264,7 +1637,7 @@ func (r *imageRun) open(from *imHandle, name string) *imHandle {
 		ok = false
 	}
 	if !ok {
-		q.Detach()
+		q.Close()
 		r.failf("OpenFile: %v queue, cap %d, max %d, over a ring of %d bytes", q.Mode(), c, m, len(ring))
 	}
 	return &imHandle{q: q, name: name, ring: ring}
@@ -1278,10 +1651,10 @@ func (r *imageRun) any() *imHandle {
 }
 
 // FuzzRingImage overwrites the shared state of a small queue (its control
-// block and ring) and then calls every operation through the creator's
-// handle and a second one: each must return a sentinel error or a result
-// consistent with itself, never panic, hang or reach outside the ring (see
-// runImage).
+// block, event counts included, and ring) and then calls every operation
+// through the creator's handle and a second one: each must return a
+// sentinel error or a result consistent with itself, never panic, hang,
+// poll or reach outside the ring (see runImage).
 func FuzzRingImage(f *testing.F) {
 	const (
 		spsc     = 0
@@ -1290,7 +1663,7 @@ func FuzzRingImage(f *testing.F) {
 		getOne   = 1 << 3
 		wrap     = 1 << 4
 		early    = 1 << 5 // second handle opened before
-		closed   = 1 << 6
+		shutdown = 1 << 6
 		busyPoll = 1 << 7
 	)
 	line := offStats // participant slot 0's stats line (not necessarily the creator's)
@@ -1303,13 +1676,14 @@ func FuzzRingImage(f *testing.F) {
 		{spsc | three, none, none, none},
 		{mpmc | three, none, none, none},
 		{spsc | three | getOne | wrap | early, none, none, none},
-		{mpmc | three | getOne | wrap | early | closed, none, none, none},
+		{mpmc | three | getOne | wrap | early | shutdown, none, none, none},
 		// SPSC counters.
 		{spsc | three, edit64(offTail, 1<<62), none, none},
 		{spsc | three | getOne, edit64(offHead, 96+8), none, none},
 		{spsc | three | getOne, edit64(offHead, 19), none, none},
 		{spsc | three, edit64(offTail, 83), none, none},
 		{spsc | three | early, cat(edit64(offTail, 1000), edit64(offHead, 744)), none, none},
+		{spsc | three | shutdown, edit64(offTail, closedBit|1000), none, none},
 		// SPSC records.
 		{spsc | three, none, edit32(0, 1000), none},
 		{spsc | three, none, edit32(0, 65), none},
@@ -1327,13 +1701,21 @@ func FuzzRingImage(f *testing.F) {
 		{mpmc | three, edit32(offSlotSize, 0), none, none},
 		{mpmc | three, edit64(offCapacity, 3), none, none},
 		{mpmc | three, edit32(offMaxMsg, 49), none, none},
-		// Roles, notifiers, closed, counters (counters of 1<<63: see the
-		// *-len-negative corpus entries).
+		// Roles, event counts, the closed bit, counters (counters of
+		// 1<<63: see the *-len-negative corpus entries).
 		{spsc | three, cat(edit32(offProducer, 0xdeadbeef), edit32(offConsumer, 0)), none,
 			[]byte{onSecond(imTryGet), onSecond(imTryPut), onSecond(imPeek), imTryPut, imTryGet}},
-		{spsc | three | getOne, cat(edit32(offNotEmpty+4, 5), edit32(offNotEmpty+128+4, 5)), none,
+		// Sleepers announced by nobody, or by a token that may name a live
+		// participant (slot 0, generation 1): wakers reclaim the bits, or
+		// pay a syscall.
+		{spsc | three | getOne, cat(edit64(offNotEmpty+ecMask, ^uint64(0)), edit32(offNotEmpty+ecEntries, 1|1<<10),
+			edit64(offNotFull+ecMask, 1<<3), edit32(offNotFull, 0xffffffff)), none,
 			[]byte{imGet, imPut, imGet, imTryGet, imTryGet, imGet}},
-		{mpmc | three, edit32(offClosed, 9), none, none},
+		{mpmc | three | busyPoll, cat(edit64(offNotFull+ecMask, 0xf), edit32(offNotFull+ecEntries+4, 0xdeadbeef)), none,
+			[]byte{imPut | 1<<5, imGet, imGet, imPut, imTryGet}},
+		{mpmc | three, edit(offTail+7, 0x80), none, none},
+		{mpmc | three | getOne, cat(edit64(offAbandoned, 1<<62), edit64(offDeadProd, 7), edit64(offDeadCons, 1<<63)), none,
+			[]byte{imStats, imTryGet, imReserve, imTryGet, imStats}},
 		// MPMC slots.
 		{mpmc | three, none, edit64(64, 77), none},
 		{mpmc | three, none, edit32(8, 49), none},
@@ -1341,12 +1723,14 @@ func FuzzRingImage(f *testing.F) {
 		{mpmc | three, none, cat(edit32(12, recDead), edit32(64+12, recDead)), none},
 		{mpmc | three | getOne, cat(edit64(offTail, 9), edit64(offHead, 1)), none, none},
 		{mpmc | three | wrap, edit64(offHead, 20), none, none},
-		// A claim nobody finishes: consumers wait out the grace and pad it
-		// over; producers free a slot its consumer never released.
+		// A claim nobody finishes: consumers wait out the grace and skip
+		// it; producers free a slot its consumer never released.
 		{mpmc, edit64(offTail, 1), none, []byte{imGet | 6<<5, imTryGet, imStats}},
 		{mpmc, cat(edit64(offTail, 1), edit64(line+stClaimPut, 1)), none, []byte{imGet | 6<<5, imTryGet}},
 		{mpmc | three, edit64(offHead, 1), edit64(0, 1), []byte{imTryPut, imTryPut, imTryPut, imTryPut,
 			imTryPut, imTryPut, imPut | 6<<5, imTryPut, imStats}},
+		// The same, shut down: the claim is final.
+		{mpmc | shutdown, edit64(offTail, closedBit|1), none, []byte{imGet | 6<<5, imTryGet, imGet}},
 		// Corruption while in use.
 		{spsc | three | early, edit64(offTail, 3), none, []byte{onSecond(imTryGet), imCtlEdits, onSecond(imTryGet), onSecond(imTryGet)}},
 		{mpmc | three | busyPoll, none, edit64(128, 5), []byte{imGet, imRingEdits, imGet | 6<<5, imPeek, imReserve}},
@@ -1361,11 +1745,11 @@ func FuzzRingImage(f *testing.F) {
 
 // runImage builds a queue as cfg says (bit 0 MPMC; bits 1-2 how many
 // messages to put; bit 3 get one; bit 4 go round the ring first; bit 5
-// open the second handle before the overwrite; bit 6 close; bit 7
+// open the second handle before the overwrite; bit 6 shut down; bit 7
 // BusyPoll), overwrites its control block and ring with the edits, and
 // runs ops (a default sequence if empty). Every call must return a
-// sentinel error or a result consistent with itself, and never panic or
-// hang.
+// sentinel error or a result consistent with itself, and never panic,
+// hang or poll.
 func runImage(fail func(string, ...any), cfg byte, ctlEdits, ringEdits, ops []byte) {
 	r := &imageRun{fail: fail, cfg: cfg, op: "setup", long: 3}
 	opts := imageOpts[cfg&1]
@@ -1376,14 +1760,14 @@ func runImage(fail func(string, ...any), cfg byte, ctlEdits, ringEdits, ops []by
 	}
 	_, ring, err := objects(q)
 	if err != nil {
-		q.Detach()
+		q.Close()
 		r.failf("objects: %v", err)
 	}
 	r.hs[0] = &imHandle{q: q, name: "creator", ring: ring}
 	defer func() {
 		for _, h := range r.hs {
 			if h != nil {
-				h.q.Detach()
+				h.q.Close()
 			}
 		}
 	}()
@@ -1423,7 +1807,9 @@ func runImage(fail func(string, ...any), cfg byte, ctlEdits, ringEdits, ops []by
 		}
 	}
 	if cfg&0x40 != 0 {
-		q.Close()
+		if err := q.Shutdown(); err != nil {
+			r.failf("Shutdown: %v", err)
+		}
 	}
 	ctl, _, err := objects(q)
 	if err != nil {
@@ -1438,7 +1824,7 @@ func runImage(fail func(string, ...any), cfg byte, ctlEdits, ringEdits, ops []by
 	for step, c := range ops[:min(len(ops), 64)] {
 		code, hi, variant := int(c&15), int(c>>4&1), c>>5
 		r.op = fmt.Sprintf("step %d %s on %d", step, imNames[code], hi)
-		if code == imOpen || code == imDetach {
+		if code == imOpen || code == imClose {
 			r.manage(code)
 			continue
 		}
@@ -1471,17 +1857,24 @@ func runImage(fail func(string, ...any), cfg byte, ctlEdits, ringEdits, ops []by
 	}
 }
 
-// manage opens the second handle again, or detaches the creator's.
+// manage opens the second handle again, or closes the creator's. A closed
+// handle answers ErrClosed, whatever the memory holds.
 func (r *imageRun) manage(code int) {
+	closeHandle := func(h *imHandle) {
+		if err := h.q.Close(); err != nil {
+			r.failf("Close: %v", err)
+		}
+		if msg := probeClosed(h.q, context.Background()); msg != "" {
+			r.failf("%s: %s", h.name, msg)
+		}
+	}
 	if code == imOpen {
 		nh := r.open(r.any(), "second")
 		if nh == nil {
 			return // keep a handle
 		}
 		if old := r.hs[1]; old != nil {
-			if err := old.q.Detach(); err != nil {
-				r.failf("Detach: %v", err)
-			}
+			closeHandle(old)
 		}
 		r.hs[1] = nh
 		return
@@ -1494,39 +1887,13 @@ func (r *imageRun) manage(code int) {
 			return // keep one handle
 		}
 	}
-	if err := r.hs[0].q.Detach(); err != nil {
-		r.failf("Detach: %v", err)
-	}
+	closeHandle(r.hs[0])
 	r.hs[0] = nil
 }
 
 var imageSizes = [8]int{0, 5, 48, 49, 17, 64, 8, 1}
 
-// spins says whether a blocking get through h now would hit
-// mpmc-closed-spin or mpmc-stale-lap-spin (when those are skipped).
-func (r *imageRun) spins(h *imHandle) bool {
-	if h.q.Mode() != ringbuf.MPMC || !known("mpmc-closed-spin") && !known("mpmc-stale-lap-spin") {
-		return false
-	}
-	ctl, _, err := objects(h.q)
-	if err != nil {
-		return false
-	}
-	le := binary.LittleEndian
-	n := uint64(h.q.Cap())
-	head, tail := le.Uint64(ctl[offHead:]), le.Uint64(ctl[offTail:])
-	seq := le.Uint64(h.ring[(head&(n-1))*(uint64(len(h.ring))/n):])
-	return known("mpmc-closed-spin") && le.Uint32(ctl[offClosed:]) != 0 && tail != head ||
-		known("mpmc-stale-lap-spin") && head >= n && seq == head+1-n && tail > head
-}
-
 func (r *imageRun) call(h *imHandle, code int, variant byte) {
-	switch code {
-	case imGet, imGetInto, imPeek, imGetBatch:
-		if r.spins(h) {
-			return
-		}
-	}
 	ctx := r.ctx
 	if variant&1 == 0 && code >= imGet {
 		wait := 300 * time.Microsecond
@@ -1537,6 +1904,8 @@ func (r *imageRun) call(h *imHandle, code int, variant byte) {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(context.Background(), wait)
 		defer cancel()
+		before, start := h.q.Stats(), time.Now()
+		defer func() { r.checkSlept(h, code == imPut, before, time.Since(start)) }()
 	}
 	switch code {
 	case imTryGet:
@@ -1561,14 +1930,16 @@ func (r *imageRun) call(h *imHandle, code int, variant byte) {
 		r.checkErr(h, err)
 		r.checkMsg(h, msg)
 	case imPeek:
-		msg, err := h.q.Peek(ctx)
-		r.checkErr(h, err)
-		if err == nil {
+		calls := 0
+		err := h.q.WithPeek(ctx, func(msg []byte) error {
+			calls++
 			r.checkMsg(h, msg)
 			r.checkInRing(h, msg)
-			if err := h.q.Release(); err != nil {
-				r.failf("%s: Release after Peek: %v", h.name, err)
-			}
+			return nil
+		})
+		r.checkErr(h, err)
+		if calls > 1 || calls == 1 != (err == nil) {
+			r.failf("%s: WithPeek = %v, called back %d times", h.name, err, calls)
 		}
 	case imTryPut, imPut:
 		msg := message(int(variant), imageSizes[variant])
@@ -1578,29 +1949,35 @@ func (r *imageRun) call(h *imHandle, code int, variant byte) {
 		} else {
 			err = h.q.TryPut(msg)
 		}
-		r.checkErr(h, err)
-		if err == nil && len(msg) > h.q.MaxMessage() {
-			r.failf("%s: put %d bytes, MaxMessage %d", h.name, len(msg), h.q.MaxMessage())
-		}
-	case imReserve:
-		n := imageSizes[variant]
-		b, err := h.q.Reserve(ctx, n)
-		if n > h.q.MaxMessage() {
+		if len(msg) > h.q.MaxMessage() {
+			// Checked before anything else, a broken handle too.
 			if !errors.Is(err, ringbuf.ErrTooLarge) {
-				r.failf("%s: Reserve(%d) = %v, max %d", h.name, n, err, h.q.MaxMessage())
+				r.failf("%s: put of %d bytes = %v, MaxMessage %d", h.name, len(msg), err, h.q.MaxMessage())
 			}
 			return
 		}
 		r.checkErr(h, err)
-		if err == nil {
-			if len(b) != n {
-				r.failf("%s: Reserve(%d) = %d bytes", h.name, n, len(b))
+	case imReserve:
+		n := imageSizes[variant]
+		calls := 0
+		err := h.q.WithReserve(ctx, n, func(room []byte) (int, error) {
+			calls++
+			if len(room) != n {
+				r.failf("%s: WithReserve(%d) called back with %d bytes", h.name, n, len(room))
 			}
-			r.checkInRing(h, b)
-			copy(b, message(99, n))
-			if err := h.q.Commit(n); err != nil && !errors.Is(err, ringbuf.ErrClosed) {
-				r.failf("%s: Commit after Reserve: %v", h.name, err)
+			r.checkInRing(h, room)
+			copy(room, message(99, n))
+			return n, nil
+		})
+		if n > h.q.MaxMessage() {
+			if !errors.Is(err, ringbuf.ErrTooLarge) || calls != 0 {
+				r.failf("%s: WithReserve(%d) = %v, called back %d times, max %d", h.name, n, err, calls, h.q.MaxMessage())
 			}
+			return
+		}
+		r.checkErr(h, err)
+		if calls > 1 || err == nil && calls == 0 {
+			r.failf("%s: WithReserve(%d) = %v, called back %d times", h.name, n, err, calls)
 		}
 	case imPutBatch:
 		msgs := [][]byte{message(1, imageSizes[variant]), message(2, imageSizes[(variant+1)&7])}
@@ -1621,7 +1998,8 @@ func (r *imageRun) call(h *imHandle, code int, variant byte) {
 			}
 			used += sizes[i]
 		}
-		if k < 0 || k > len(sizes) || used > len(buf) || err == nil && k == 0 || err != nil && k != 0 {
+		// Corruption found after k messages comes with them.
+		if k < 0 || k > len(sizes) || used > len(buf) || err == nil && k == 0 || err != nil && k != 0 && !errors.Is(err, ringbuf.ErrCorrupt) {
 			r.failf("%s: GetBatch = %d (%v, %d of %d bytes), %v", h.name, k, sizes, used, len(buf), err)
 		}
 	case imStats:
@@ -1629,9 +2007,9 @@ func (r *imageRun) call(h *imHandle, code int, variant byte) {
 		if st.Closed != h.q.Stats().Closed {
 			r.failf("%s: Closed flips", h.name)
 		}
-	case imClose:
-		if err := h.q.Close(); err != nil {
-			r.failf("%s: Close: %v", h.name, err)
+	case imShutdown:
+		if err := h.q.Shutdown(); err != nil {
+			r.failf("%s: Shutdown: %v", h.name, err)
 		}
 	}
 }

@@ -40,35 +40,31 @@ func (l queueLink) recv(ctx context.Context, b []byte) (int, error) {
 }
 func (l queueLink) close() {
 	if l.out != nil {
-		l.out.Close() // the peer's receive ends with ErrClosed
+		l.out.Shutdown() // the peer's receive ends with ErrClosed
 	}
 	for _, q := range []*Queue{l.out, l.in} {
 		if q != nil {
-			q.Detach()
+			q.Close()
 		}
 	}
 }
 
-// zcLink uses the zero-copy forms: Reserve/Commit and Peek/Release.
+// zcLink uses the zero-copy forms: WithReserve and WithPeek.
 type zcLink struct{ queueLink }
 
 func (l zcLink) send(ctx context.Context, m []byte) error {
-	w, err := l.out.Reserve(ctx, len(m))
-	if err != nil {
-		return err
-	}
-	copy(w, m)
-	return l.out.Commit(len(m))
+	return l.out.WithReserve(ctx, len(m), func(room []byte) (int, error) {
+		return copy(room, m), nil
+	})
 }
 
-func (l zcLink) recv(ctx context.Context, b []byte) (int, error) {
-	m, err := l.in.Peek(ctx)
-	if err != nil {
-		return 0, err
-	}
-	n := len(m)
-	touch(m) // read the payload in place instead of copying it
-	return n, l.in.Release()
+func (l zcLink) recv(ctx context.Context, b []byte) (n int, err error) {
+	err = l.in.WithPeek(ctx, func(m []byte) error {
+		n = len(m)
+		touch(m) // read the payload in place instead of copying it
+		return nil
+	})
+	return n, err
 }
 
 // pipeLink frames messages over OS pipes: a 4-byte length, then the bytes,

@@ -429,7 +429,7 @@ func TestTypedConcurrent(t *testing.T) {
 				}
 				mu.Unlock()
 				if done {
-					q.Close()
+					q.Shutdown()
 				}
 			}
 		}()

@@ -10,11 +10,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/shmkit/shmkit/internal/futex"
 	"github.com/shmkit/shmkit/internal/testutil"
 	"github.com/shmkit/shmkit/shm"
 )
@@ -123,7 +123,7 @@ func TestCrashProducersKilledMidPut(t *testing.T) {
 	crashAwaitStat(t, r, "DeadProducerSlots", crashVictims, func(s Stats) uint64 { return s.DeadProducerSlots })
 	r.res.store(r.res.flags, xpStopFlag, 1)
 	r.wait(30*time.Second, prods...)
-	if err := r.q.Close(); err != nil {
+	if err := r.q.Shutdown(); err != nil {
 		t.Fatal(err)
 	}
 	r.wait(30*time.Second, cons...)
@@ -171,7 +171,7 @@ func TestCrashConsumersKilledMidGet(t *testing.T) {
 	crashAwaitStat(t, r, "DeadConsumerLosses", crashVictims, func(s Stats) uint64 { return s.DeadConsumerLosses })
 	r.res.store(r.res.flags, xpStopFlag, 1)
 	r.wait(30*time.Second, prods...)
-	if err := r.q.Close(); err != nil {
+	if err := r.q.Shutdown(); err != nil {
 		t.Fatal(err)
 	}
 	r.wait(30*time.Second, cons...)
@@ -228,7 +228,7 @@ func TestCrashStoppedProducerIsWaitedFor(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.wait(10*time.Second, victim)
-	if err := r.q.Close(); err != nil {
+	if err := r.q.Shutdown(); err != nil {
 		t.Fatal(err)
 	}
 	r.wait(10*time.Second, cons...)
@@ -251,7 +251,7 @@ func TestCrashCloseDrainsPastDeadProducer(t *testing.T) {
 	}
 	later := r.producer(1, "put", 2)
 	r.wait(10*time.Second, later)
-	if err := r.q.Close(); err != nil {
+	if err := r.q.Shutdown(); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(r.ctx, 5*time.Second)
@@ -273,11 +273,11 @@ func TestCrashCloseDrainsPastDeadProducer(t *testing.T) {
 	}
 }
 
-// TestCrashClosedQueueWaitsForStoppedProducer: after Close, a consumer
+// TestCrashClosedQueueWaitsForStoppedProducer: after Shutdown, a consumer
 // whose head position is claimed by a live (here stopped) producer waits
 // for that claim to be settled, asleep and re-checking on a timer rather
-// than spinning; the producer, continued, sees the close and fails its Put
-// with ErrClosed; then the consumer gets ErrClosed.
+// than spinning; the producer, continued, publishes: its Put returns nil,
+// and the consumer receives the message, then ErrClosed.
 func TestCrashClosedQueueWaitsForStoppedProducer(t *testing.T) {
 	r := xpNew(t, crashOpts(), true, []int{1}, 1)
 	victim := r.producer(0, "put", 1, testutil.Env(xpEnvHang, "0"), testutil.Env(xpEnvHangHow, "wait"))
@@ -286,7 +286,7 @@ func TestCrashClosedQueueWaitsForStoppedProducer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer victim.Cont()
-	if err := r.q.Close(); err != nil {
+	if err := r.q.Shutdown(); err != nil {
 		t.Fatal(err)
 	}
 	release := func() {
@@ -323,19 +323,20 @@ func TestCrashClosedQueueWaitsForStoppedProducer(t *testing.T) {
 		t.Errorf("Get looked at the ring %d times in %v: it spins instead of sleeping", looks, wait)
 	}
 	release()
-	// The producer finds the queue closed between claim and publish: its
-	// Put fails with ErrClosed (it must not report success for a message
-	// that consumers may already have drained past), and its slot is handed
-	// over as a record consumers skip.
+	// The claim was made before the shutdown, so the message is delivered
+	// and the producer's Put reports it so.
 	wctx, wcancel := context.WithTimeout(r.ctx, 10*time.Second)
 	defer wcancel()
-	if err := victim.Wait(wctx); err == nil || !strings.Contains(victim.Stderr(), "queue closed") {
-		t.Fatalf("producer across Close: %v, want its Put to fail with ErrClosed", err)
+	if err := victim.Wait(wctx); err != nil {
+		t.Fatalf("producer across Shutdown: %v, want its Put to succeed", err)
 	}
 	ctx, cancel = context.WithTimeout(r.ctx, 5*time.Second)
 	defer cancel()
+	if m, err := r.q.Get(ctx); err != nil || binary.LittleEndian.Uint64(m[8:]) != 0 {
+		t.Fatalf("Get after the producer published = %v, want its message", err)
+	}
 	if _, err := r.q.Get(ctx); !errors.Is(err, ErrClosed) {
-		t.Fatalf("Get after the producer gave up = %v, want ErrClosed", err)
+		t.Fatalf("Get after the drain = %v, want ErrClosed", err)
 	}
 	if st := r.q.Stats(); st.DeadProducerSlots != 0 {
 		t.Fatalf("stats %+v: a live producer's claim was padded over", st)
@@ -361,12 +362,12 @@ func TestCrashLostClaimRaceDoesNotHideDeadProducer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer loser.Detach()
+	defer loser.Close()
 	consumer, err := Open(r.qname)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer consumer.Detach()
+	defer consumer.Close()
 	// Positions 1..3 fill the ring.
 	msg := make([]byte, xpHdr)
 	for i := 0; i < 3; i++ {
@@ -377,7 +378,7 @@ func TestCrashLostClaimRaceDoesNotHideDeadProducer(t *testing.T) {
 	}
 	// The loser stored its claim of position 0 and lost the CAS to the
 	// victim; its put finds the ring full.
-	loser.mp.claimPut.Store(0 + 1)
+	loser.mpmc().claimPut.Store(0 + 1)
 	xpFill(msg, 1, 3)
 	if err := loser.TryPut(msg); !errors.Is(err, ErrFull) {
 		t.Fatalf("loser's TryPut = %v, want ErrFull", err)
@@ -418,10 +419,10 @@ func TestCrashLostClaimRaceDoesNotHideDeadConsumer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer loser.Detach()
+	defer loser.Close()
 	// The loser stored its claim of position 0, lost the CAS to the
 	// victim, and found nothing more.
-	loser.mp.claimGet.Store(0 + 1)
+	loser.mpmc().claimGet.Store(0 + 1)
 	if _, err := loser.TryGet(); !errors.Is(err, ErrEmpty) {
 		t.Fatalf("loser's TryGet = %v, want ErrEmpty", err)
 	}
@@ -439,11 +440,11 @@ func TestCrashLostClaimRaceDoesNotHideDeadConsumer(t *testing.T) {
 	}
 }
 
-// crashAwaitSleeper waits until someone announced itself asleep on n.
-func crashAwaitSleeper(t *testing.T, n *notifier) {
+// crashAwaitSleeper waits until someone announced itself asleep on ec.
+func crashAwaitSleeper(t *testing.T, ec *futex.EventCount) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
-	for n.waiters.Load() == 0 {
+	for !ec.Waiting() {
 		if time.Now().After(deadline) {
 			t.Fatal("nobody went to sleep")
 		}
@@ -463,7 +464,7 @@ func TestCrashSleepingConsumerRecoversDeadProducer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer consumer.Detach()
+	defer consumer.Close()
 	ctx, cancel := context.WithTimeout(r.ctx, 3*time.Second)
 	defer cancel()
 	type result struct {
@@ -475,7 +476,7 @@ func TestCrashSleepingConsumerRecoversDeadProducer(t *testing.T) {
 		m, err := consumer.Get(ctx)
 		got <- result{m, err}
 	}()
-	crashAwaitSleeper(t, &r.q.notEmpty)
+	crashAwaitSleeper(t, r.q.c.notEmpty)
 	victim := r.producer(0, "put", crashVictimLimit, testutil.Env(xpEnvHang, "0"), testutil.Env(xpEnvHangHow, "kill"))
 	r.await(victim, "claimed")
 	if err := victim.Kill(); err != nil {
@@ -516,7 +517,7 @@ func TestCrashSleepingProducerRecoversDeadConsumer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer producer.Detach()
+	defer producer.Close()
 	ctx, cancel := context.WithTimeout(r.ctx, 3*time.Second)
 	defer cancel()
 	put := make(chan error, 1)
@@ -525,7 +526,7 @@ func TestCrashSleepingProducerRecoversDeadConsumer(t *testing.T) {
 		xpFill(m, 0, uint64(r.q.Cap()))
 		put <- producer.Put(ctx, m)
 	}()
-	crashAwaitSleeper(t, &r.q.notFull)
+	crashAwaitSleeper(t, r.q.c.notFull)
 	// The victim takes message 0, whose slot the producer waits for, and
 	// dies holding it.
 	victim := r.consumer(0, "get", testutil.Env(xpEnvHang, "0"), testutil.Env(xpEnvHangHow, "kill"))
@@ -554,12 +555,12 @@ func TestCrashSlowConsumerIsNotCorruption(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer slow.Detach()
+	defer slow.Close()
 	fast, err := Open(r.qname)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer fast.Detach()
+	defer fast.Close()
 	msg := make([]byte, xpHdr)
 	for i := 0; i < r.q.Cap(); i++ {
 		xpFill(msg, 0, uint64(i))
@@ -569,18 +570,18 @@ func TestCrashSlowConsumerIsNotCorruption(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(r.ctx, 3*time.Second)
 	defer cancel()
-	if _, err := slow.Peek(ctx); err != nil {
-		t.Fatal(err)
-	}
-	for i := 1; i < r.q.Cap(); i++ {
-		if _, err := fast.TryGet(); err != nil {
-			t.Fatalf("get %d: %v", i, err)
+	err = slow.WithPeek(ctx, func([]byte) error {
+		for i := 1; i < r.q.Cap(); i++ {
+			if _, err := fast.TryGet(); err != nil {
+				t.Fatalf("get %d: %v", i, err)
+			}
 		}
-	}
-	if _, err := fast.TryGet(); !errors.Is(err, ErrEmpty) {
-		t.Fatalf("TryGet with the previous lap still held = %v, want ErrEmpty\n%s", err, xpDiag(r.q))
-	}
-	if err := slow.Release(); err != nil {
+		if _, err := fast.TryGet(); !errors.Is(err, ErrEmpty) {
+			t.Fatalf("TryGet with the previous lap still held = %v, want ErrEmpty\n%s", err, xpDiag(r.q))
+		}
+		return nil
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 	xpFill(msg, 0, uint64(r.q.Cap()))
@@ -665,26 +666,26 @@ func corruptCases() []corruptCase {
 		{"spsc/tail-beyond-head-plus-capacity", SPSC, "get", func(t *testing.T, q *Queue, ring []byte) {
 			corruptPut(t, q, 10)
 			corruptGet(t, q, 1)
-			q.ctl.u64(cTail).Store(q.ctl.u64(cHead).Load() + 256 + 8)
+			q.c.ctl.u64(cTail).Store(q.c.ctl.u64(cHead).Load() + 256 + 8)
 		}},
 		{"spsc/tail-behind-head", SPSC, "get", func(t *testing.T, q *Queue, ring []byte) {
 			corruptPut(t, q, 100)
 			corruptGet(t, q, 1)
-			q.ctl.u64(cTail).Store(8)
+			q.c.ctl.u64(cTail).Store(8)
 		}},
 		{"spsc/head-beyond-tail", SPSC, "put", func(t *testing.T, q *Queue, ring []byte) {
 			for q.TryPut(make([]byte, 50)) == nil {
 			}
-			q.ctl.u64(cHead).Store(q.ctl.u64(cTail).Load() + 8)
+			q.c.ctl.u64(cHead).Store(q.c.ctl.u64(cTail).Load() + 8)
 		}},
 		// MPMC: four slots {seq uint64, len uint32, flags uint32, payload}.
 		{"mpmc/sequence-out-of-range-at-head", MPMC, "get", func(t *testing.T, q *Queue, ring []byte) {
 			corruptPut(t, q, 10)
-			q.mp.seq(0).Store(12345)
+			q.mpmc().seq(0).Store(12345)
 		}},
 		{"mpmc/sequence-out-of-range-at-tail", MPMC, "put", func(t *testing.T, q *Queue, ring []byte) {
 			corruptPut(t, q, 10)
-			q.mp.seq(1).Store(999)
+			q.mpmc().seq(1).Store(999)
 		}},
 		{"mpmc/length-beyond-max-message", MPMC, "get", func(t *testing.T, q *Queue, ring []byte) {
 			corruptPut(t, q, 10)
@@ -699,12 +700,12 @@ func corruptCases() []corruptCase {
 			le32(ring[12:], 7)
 		}},
 		{"mpmc/tail-beyond-head-plus-slots", MPMC, "get", func(t *testing.T, q *Queue, ring []byte) {
-			q.ctl.u64(cTail).Store(4 + 5)
+			q.c.ctl.u64(cTail).Store(4 + 5)
 		}},
 		{"mpmc/head-beyond-tail", MPMC, "get", func(t *testing.T, q *Queue, ring []byte) {
 			corruptPut(t, q, 10)
 			corruptGet(t, q, 1)
-			q.ctl.u64(cHead).Store(3)
+			q.c.ctl.u64(cHead).Store(3)
 		}},
 	}
 }
@@ -727,9 +728,7 @@ func corruptCall(t *testing.T, q *Queue, form string) error {
 	case "GetBatch":
 		_, err = q.GetBatch(ctx, buf, make([]int, 4))
 	case "Peek":
-		if _, err = q.Peek(ctx); err == nil {
-			q.Release()
-		}
+		err = q.WithPeek(ctx, func([]byte) error { return nil })
 	case "TryPut":
 		err = q.TryPut(make([]byte, 10))
 	case "Put":
@@ -737,9 +736,7 @@ func corruptCall(t *testing.T, q *Queue, form string) error {
 	case "PutBatch":
 		_, err = q.PutBatch(ctx, [][]byte{make([]byte, 10), make([]byte, 20)})
 	case "Reserve":
-		if _, err = q.Reserve(ctx, 10); err == nil {
-			q.Commit(10)
-		}
+		err = q.WithReserve(ctx, 10, func([]byte) (int, error) { return 10, nil })
 	default:
 		t.Fatalf("unknown form %q", form)
 	}
@@ -787,11 +784,11 @@ func TestCorruptConfig(t *testing.T) {
 		mode    Mode
 		corrupt func(q *Queue)
 	}{
-		{"spsc/capacity-not-ring-size", SPSC, func(q *Queue) { q.ctl.u64(cCapacity).Store(128) }},
-		{"spsc/max-message-too-large", SPSC, func(q *Queue) { q.ctl.u32(cMaxMsg).Store(200) }},
-		{"mpmc/slots-not-power-of-two", MPMC, func(q *Queue) { q.ctl.u64(cCapacity).Store(3) }},
-		{"mpmc/slot-size-too-small", MPMC, func(q *Queue) { q.ctl.u32(cSlotSize).Store(64) }},
-		{"mpmc/mode-changed", MPMC, func(q *Queue) { q.ctl.u32(cMode).Store(uint32(SPSC)) }},
+		{"spsc/capacity-not-ring-size", SPSC, func(q *Queue) { q.c.ctl.u64(cCapacity).Store(128) }},
+		{"spsc/max-message-too-large", SPSC, func(q *Queue) { q.c.ctl.u32(cMaxMsg).Store(200) }},
+		{"mpmc/slots-not-power-of-two", MPMC, func(q *Queue) { q.c.ctl.u64(cCapacity).Store(3) }},
+		{"mpmc/slot-size-too-small", MPMC, func(q *Queue) { q.c.ctl.u32(cSlotSize).Store(64) }},
+		{"mpmc/mode-changed", MPMC, func(q *Queue) { q.c.ctl.u32(cMode).Store(uint32(SPSC)) }},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			name := testutil.Name(t)
@@ -804,11 +801,11 @@ func TestCorruptConfig(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer Unlink(name)
-			defer q.Detach()
+			defer q.Close()
 			c.corrupt(q)
 			q2, err := Open(name)
 			if err == nil {
-				q2.Detach()
+				q2.Close()
 			}
 			if !errors.Is(err, ErrCorrupt) {
 				t.Fatalf("Open = %v, want ErrCorrupt", err)

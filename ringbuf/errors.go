@@ -2,18 +2,21 @@ package ringbuf
 
 import (
 	"errors"
+	"net"
 
 	"github.com/shmkit/shmkit/shm"
 )
 
 // Errors of queue operations, usable with errors.Is.
 var (
-	// ErrFull: TryPut (or a Put whose context ended) found no room.
+	// ErrFull: TryPut found no room.
 	ErrFull = errors.New("ringbuf: queue full")
 	// ErrEmpty: TryGet found nothing to read.
 	ErrEmpty = errors.New("ringbuf: queue empty")
-	// ErrClosed: the queue was closed; for a consumer, also drained.
-	ErrClosed = errors.New("ringbuf: queue closed")
+	// ErrClosed: the handle was closed (Close), or the queue was shut down
+	// (Shutdown; for a consumer, also drained). It is the package's one
+	// closed sentinel, and it matches net.ErrClosed too.
+	ErrClosed error = closedError{}
 	// ErrTooLarge: a message longer than the queue's MaxMessage.
 	ErrTooLarge = errors.New("ringbuf: message too large")
 	// ErrShortBuffer: GetInto's buffer cannot hold the next message; the
@@ -26,11 +29,16 @@ var (
 	// ErrRole: an SPSC queue already has a live producer (or consumer) in
 	// another handle; a second one would corrupt it.
 	ErrRole = errors.New("ringbuf: SPSC queue side taken by another live participant")
-	// ErrInvalid: bad Options, or a call out of sequence (Commit without
-	// Reserve, Release without Peek).
+	// ErrInvalid: bad Options or arguments (a WithReserve callback that
+	// reports more bytes than it reserved).
 	ErrInvalid = errors.New("ringbuf: invalid argument")
 	// ErrTaskDone: JoinableQueue.TaskDone called more times than items put.
 	ErrTaskDone = errors.New("ringbuf: TaskDone called too many times")
 	// ErrPeerDead: the other end of a Pipe died (proven by the kernel).
 	ErrPeerDead = errors.New("ringbuf: peer process died")
 )
+
+type closedError struct{}
+
+func (closedError) Error() string        { return "ringbuf: closed" }
+func (closedError) Is(target error) bool { return target == net.ErrClosed }

@@ -20,7 +20,7 @@ func ExampleQueue() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer q.Detach()
+	defer q.Close()
 	ctx := context.Background()
 
 	for _, w := range []string{"to", "be", "or", "not"} {
@@ -28,7 +28,7 @@ func ExampleQueue() {
 			log.Fatal(err)
 		}
 	}
-	q.Close() // consumers drain what was put, then get ErrClosed
+	q.Shutdown() // consumers drain what was put, then get ErrClosed
 
 	for {
 		msg, err := q.Get(ctx)
@@ -53,7 +53,7 @@ func ExampleJoinableQueue() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer j.Detach()
+	defer j.Close()
 	ctx := context.Background()
 
 	var total atomic.Int64
@@ -83,7 +83,7 @@ func ExampleJoinableQueue() {
 	}
 	fmt.Println("unfinished:", j.Unfinished(), "bytes processed:", total.Load())
 
-	j.Close()
+	j.Shutdown()
 	wg.Wait()
 	// Output:
 	// unfinished: 0 bytes processed: 55
@@ -101,7 +101,7 @@ func ExampleTyped() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer q.Detach()
+	defer q.Close()
 	codec, err := ringbuf.Binary[sample]()
 	if err != nil {
 		log.Fatal(err)
@@ -132,7 +132,7 @@ func ExampleCBOR() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer q.Detach()
+	defer q.Close()
 	jobs := ringbuf.NewTyped(q, ringbuf.CBOR[job]())
 	ctx := context.Background()
 

@@ -2,13 +2,10 @@ package ringbuf
 
 // JoinableQueue: counting unfinished tasks, and Join.
 //
-// Three words in the queue's control block (state line):
-//
-//	cUnfinished  uint64: gen<<genShift | count. count is the number of
-//	             tasks put and not yet marked done; gen counts the times a
-//	             decrement brought count to zero (it wraps).
-//	cJoinSeq     uint32: the futex word joiners sleep on.
-//	cJoinWait    uint32: how many joiners, in any process, may be asleep.
+// The count is one word of the queue's control block, cUnfinished:
+// gen<<genShift | count. count is the number of tasks put and not yet
+// marked done; gen counts the times a decrement brought count to zero (it
+// wraps). Joiners sleep on the control block's join event count.
 //
 // Producer (Put, TryPut, PutBatch): count += k BEFORE publishing the k
 // messages; if fewer are put, the rest is taken back by a decrement (the
@@ -17,26 +14,12 @@ package ringbuf
 //
 // Decrement (TaskDone, rollback): a CAS loop on the whole word; it refuses
 // at count == 0 (ErrTaskDone), so count never goes negative. The CAS that
-// takes count to zero also adds one to gen. After that CAS:
+// takes count to zero also adds one to gen, and then notifies every joiner.
 //
-//	if waiters > 0 { seq+1; FUTEX_WAKE(seq, all) }
-//
-// Joiner:
-//
-//	w0 := word; if count(w0) == 0 { return }
-//	waiters+1
-//	loop: s := seq; w := word
-//	      if count(w) == 0 || gen(w) != gen(w0) { return }
-//	      FUTEX_WAIT(seq, s)
-//	waiters-1
-//
-// No lost wakeup (all atomics are sequentially consistent): if the
-// decrementer's load of waiters saw 0, the joiner's increment comes later
-// in the total order, so its load of the word comes after the zeroing CAS
-// and sees count 0 or a changed gen. If it saw the joiner, it bumps seq: a
-// joiner that read s before the bump fails FUTEX_WAIT with EAGAIN or is
-// asleep and woken; one that read s after the bump reads the word after
-// the CAS. Either way it returns.
+// Joiner: w0 := word; if count(w0) == 0, return; else wait on the event
+// count until count(w) == 0 or gen(w) != gen(w0). That is the event
+// count's protocol with the zeroing CAS as the change, so no wakeup is lost
+// (internal/futex).
 //
 // Why gen: count may rise again (a new Put) between the zeroing CAS and the
 // woken joiner's load. A joiner that then waited for the next zero could
@@ -44,19 +27,16 @@ package ringbuf
 // too early, woken by a zero that happened before it started. gen changing
 // after w0 proves a zero after Join began, when every task counted before
 // Join began was done: Python's semantics, without its lock.
-//
-// Join pins the segment and sleeps through Segment.Sleep, so a concurrent
-// Detach wakes it with shm.ErrClosed instead of unmapping under it; the
-// per-handle gate keeps one goroutine per process in the kernel.
 
 import (
 	"context"
-	"math"
+	"errors"
 	"os"
 	"sync/atomic"
 	"time"
 
 	"github.com/shmkit/shmkit/internal/futex"
+	"github.com/shmkit/shmkit/shm"
 )
 
 const (
@@ -77,22 +57,13 @@ const (
 type JoinableQueue struct {
 	q          *Queue
 	unfinished *atomic.Uint64 // gen<<genShift | count; see the protocol above
-	seq        *atomic.Uint32 // written by decrements that reach zero; joiners sleep on it
-	waiters    *atomic.Uint32 // written by joiners; read by decrements that reach zero
-	gate       *futex.Gate
 }
 
 func newJoinable(q *Queue, err error) (*JoinableQueue, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &JoinableQueue{
-		q:          q,
-		unfinished: q.ctl.u64(cUnfinished),
-		seq:        q.ctl.u32(cJoinSeq),
-		waiters:    q.ctl.u32(cJoinWait),
-		gate:       new(futex.Gate),
-	}, nil
+	return &JoinableQueue{q: q, unfinished: q.c.ctl.u64(cUnfinished)}, nil
 }
 
 // CreateJoinable creates the named joinable queue (see Create).
@@ -187,9 +158,8 @@ func (j *JoinableQueue) done(k uint64) bool {
 		if !j.unfinished.CompareAndSwap(w, nw) {
 			continue
 		}
-		if c == d && j.waiters.Load() > 0 {
-			j.seq.Add(1)
-			futex.Wake(j.seq, futex.All)
+		if c == d {
+			j.q.c.join.Notify(futex.All)
 		}
 		return d == k
 	}
@@ -200,8 +170,8 @@ func (j *JoinableQueue) Unfinished() int { return int(j.unfinished.Load() & coun
 
 // Join waits until every task put before it was called is done: it
 // returns when the count is zero, or has been zero since Join began. It
-// returns ctx's error if ctx ends first, and shm.ErrClosed if the handle
-// is detached meanwhile.
+// returns ctx's error if ctx ends first, and ErrClosed if the handle is
+// closed meanwhile.
 func (j *JoinableQueue) Join(ctx context.Context) error {
 	w0 := j.unfinished.Load()
 	if w0&countMask == 0 {
@@ -211,37 +181,19 @@ func (j *JoinableQueue) Join(ctx context.Context) error {
 }
 
 func (j *JoinableQueue) joinSlow(ctx context.Context, w0 uint64) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	seg := j.q.seg
+	seg := j.q.c.seg
 	if err := seg.Pin(); err != nil {
-		return err
+		return ErrClosed
 	}
 	defer seg.Unpin()
-	j.waiters.Add(1)
-	defer j.waiters.Add(math.MaxUint32)
-	finished := func() bool {
+	err := j.q.c.join.Wait(ctx, time.Time{}, nil, func() bool {
 		w := j.unfinished.Load()
-		return w&countMask == 0 || w>>genShift != w0>>genShift
+		return w&countMask == 0 || w>>genShift != w0>>genShift || j.q.closed.Load()
+	})
+	if errors.Is(err, shm.ErrClosed) || err == nil && j.q.closed.Load() {
+		return ErrClosed
 	}
-	for {
-		s := j.seq.Load()
-		if finished() {
-			return nil
-		}
-		if err := j.gate.Enter(ctx, nil); err != nil {
-			return err
-		}
-		err := seg.Sleep(ctx, j.seq, s, time.Time{})
-		j.gate.Leave()
-		if err != nil {
-			if finished() {
-				return nil
-			}
-			return err
-		}
-	}
+	return err
 }
 
 // ---- delegated ----
@@ -266,19 +218,17 @@ func (j *JoinableQueue) GetBatch(ctx context.Context, buf []byte, sizes []int) (
 	return j.q.GetBatch(ctx, buf, sizes)
 }
 
-// Peek is Queue.Peek.
-func (j *JoinableQueue) Peek(ctx context.Context) ([]byte, error) { return j.q.Peek(ctx) }
+// WithPeek is Queue.WithPeek; the message is a task.
+func (j *JoinableQueue) WithPeek(ctx context.Context, fn func(msg []byte) error) error {
+	return j.q.WithPeek(ctx, fn)
+}
 
-// Release is Queue.Release.
-func (j *JoinableQueue) Release() error { return j.q.Release() }
+// Shutdown is Queue.Shutdown. Blocked Joins are not woken by it: tasks may
+// still be in progress.
+func (j *JoinableQueue) Shutdown() error { return j.q.Shutdown() }
 
-// Close is Queue.Close. Blocked Joins are not woken by it: tasks may still
-// be in progress.
+// Close is Queue.Close; a Join blocked on this handle returns ErrClosed.
 func (j *JoinableQueue) Close() error { return j.q.Close() }
-
-// Detach is Queue.Detach; a Join blocked on this handle returns
-// shm.ErrClosed.
-func (j *JoinableQueue) Detach() error { return j.q.Detach() }
 
 // Unlink is Queue.Unlink.
 func (j *JoinableQueue) Unlink() error { return j.q.Unlink() }

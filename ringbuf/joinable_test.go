@@ -25,7 +25,7 @@ func newJQ(t testing.TB, o Options) *JoinableQueue {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { j.Detach() })
+	t.Cleanup(func() { j.Close() })
 	return j
 }
 
@@ -121,8 +121,8 @@ func TestJoinableTimeout(t *testing.T) {
 		t.Fatalf("Join returned after %v, before its deadline", d)
 	}
 	// A cancelled Join leaves no waiter behind.
-	if w := j.waiters.Load(); w != 0 {
-		t.Fatalf("waiters = %d after Join returned", w)
+	if j.q.c.join.Waiting() {
+		t.Fatal("a joiner is still announced after Join returned")
 	}
 }
 
@@ -184,7 +184,7 @@ func TestJoinableJoinersAcrossHandles(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer j.Unlink()
-	defer j.Detach()
+	defer j.Close()
 	j2, err := OpenJoinable(name)
 	if err != nil {
 		t.Fatal(err)
@@ -222,11 +222,11 @@ func TestJoinableJoinersAcrossHandles(t *testing.T) {
 	j.Put(ctx, []byte("pending"))
 	go func() { errs <- j2.Join(ctx) }()
 	time.Sleep(10 * time.Millisecond)
-	if err := j2.Detach(); err != nil {
+	if err := j2.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := <-errs; !errors.Is(err, shm.ErrClosed) {
-		t.Fatalf("Join on a detached handle = %v", err)
+	if err := <-errs; !errors.Is(err, ErrClosed) {
+		t.Fatalf("Join on a closed handle = %v", err)
 	}
 }
 
@@ -238,7 +238,7 @@ func roleJoinableWorker(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer j.Detach()
+	defer j.Close()
 	seg, err := shm.OpenFile(testutil.InheritedFile(1))
 	if err != nil {
 		return err
@@ -322,7 +322,7 @@ func TestJoinableMultiProcess(t *testing.T) {
 	if got := done.Load(); got != n {
 		t.Fatalf("Join returned with %d of %d tasks done", got, n)
 	}
-	j.Close()
+	j.Shutdown()
 	for _, c := range children {
 		if err := c.Wait(ctx); err != nil {
 			t.Fatal(err)

@@ -34,7 +34,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-	"unsafe"
 
 	"github.com/shmkit/shmkit/internal/testutil"
 	"github.com/shmkit/shmkit/shm"
@@ -251,14 +250,20 @@ func xpEnvInt(key string, def int) int {
 	return n
 }
 
-func xpOpenQueue() (*Queue, error) {
+func xpOpenQueue(h *hooks) (*Queue, error) {
+	var seg *shm.Segment
+	var err error
 	if name := os.Getenv(xpEnvQueue); name != "" {
-		return Open(name)
+		seg, err = shm.OpenKind(name, shm.KindQueue)
+	} else {
+		f := testutil.InheritedFile(0)
+		seg, err = openQueueFile(f)
+		f.Close()
 	}
-	f := testutil.InheritedFile(0)
-	q, err := OpenFile(f)
-	f.Close()
-	return q, err
+	if err != nil {
+		return nil, err
+	}
+	return newQueue(seg, Options{}, h)
 }
 
 // xpHang returns a test hook that runs n times normally, then signals
@@ -289,14 +294,15 @@ func xpHang(ctx context.Context, n int, event string) func() {
 // xpProducer puts messages id/0, id/1, ... into the queue.
 func xpProducer(ctx context.Context) error {
 	id := xpEnvInt(xpEnvID, 0)
+	h := &hooks{}
 	if k := xpEnvInt(xpEnvHang, xpNoHang); k != xpNoHang {
-		testHookClaimed = xpHang(ctx, k, "claimed")
+		h.claimed = xpHang(ctx, k, "claimed")
 	}
-	q, err := xpOpenQueue()
+	q, err := xpOpenQueue(h)
 	if err != nil {
 		return err
 	}
-	defer q.Detach()
+	defer q.Close()
 	res, err := xpOpenResults()
 	if err != nil {
 		return err
@@ -340,13 +346,12 @@ func xpProducer(ctx context.Context) error {
 		case "reserve":
 			// Reserve the most, commit the message's length.
 			l := xpLen(rng, maxMsg)
-			w, err := q.Reserve(ctx, maxMsg)
+			err := q.WithReserve(ctx, maxMsg, func(room []byte) (int, error) {
+				xpFill(room[:l], uint32(id), uint64(seq))
+				return l, nil
+			})
 			if err != nil {
-				return fmt.Errorf("producer %d: Reserve at %d: %w", id, seq, err)
-			}
-			xpFill(w[:l], uint32(id), uint64(seq))
-			if err := q.Commit(l); err != nil {
-				return fmt.Errorf("producer %d: Commit at %d: %w", id, seq, err)
+				return fmt.Errorf("producer %d: WithReserve at %d: %w", id, seq, err)
 			}
 		case "try":
 			m := buf[:xpLen(rng, maxMsg)]
@@ -415,14 +420,15 @@ func (c *xpChecker) check(b []byte) error {
 // xpConsumer takes messages until the queue is closed and drained.
 func xpConsumer(ctx context.Context) error {
 	idx := xpEnvInt(xpEnvID, 0)
+	h := &hooks{}
 	if k := xpEnvInt(xpEnvHang, xpNoHang); k != xpNoHang {
-		testHookGot = xpHang(ctx, k, "got")
+		h.got = xpHang(ctx, k, "got")
 	}
-	q, err := xpOpenQueue()
+	q, err := xpOpenQueue(h)
 	if err != nil {
 		return err
 	}
-	defer q.Detach()
+	defer q.Close()
 	res, err := xpOpenResults()
 	if err != nil {
 		return err
@@ -457,13 +463,7 @@ func xpConsumer(ctx context.Context) error {
 				}
 			}
 		case "peek":
-			var m []byte
-			if m, err = q.Peek(ctx); err == nil {
-				err = c.check(m)
-				if rerr := q.Release(); err == nil {
-					err = rerr
-				}
-			}
+			err = q.WithPeek(ctx, c.check)
 		case "try":
 			var m []byte
 			m, err = q.TryGet()
@@ -523,7 +523,7 @@ func xpNew(t testing.TB, opts Options, named bool, limits []int, consumers int) 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		r.q.Detach()
+		r.q.Close()
 		if r.qname != "" {
 			Unlink(r.qname)
 		}
@@ -638,23 +638,22 @@ func (r *xpRun) diag() string {
 func xpDiag(q *Queue) string {
 	var b strings.Builder
 	st := q.Stats()
-	fmt.Fprintf(&b, "queue %s: tail %d head %d closed %v; stats %+v", q.mode, q.ctl.u64(cTail).Load(), q.ctl.u64(cHead).Load(), st.Closed, st)
-	fmt.Fprintf(&b, "\nnotEmpty seq %d waiters %d; notFull seq %d waiters %d",
-		q.notEmpty.seq.Load(), q.notEmpty.waiters.Load(), q.notFull.seq.Load(), q.notFull.waiters.Load())
-	if q.mode == MPMC {
+	c := q.c
+	fmt.Fprintf(&b, "queue %s: tail %#x head %d; stats %+v", c.mode, c.ctl.u64(cTail).Load(), c.ctl.u64(cHead).Load(), st)
+	fmt.Fprintf(&b, "\nnotEmpty seq %d waiting %v; notFull seq %d waiting %v",
+		c.notEmpty.Seq().Load(), c.notEmpty.Waiting(), c.notFull.Seq().Load(), c.notFull.Waiting())
+	if m, ok := q.r.(*mpmcRing); ok {
 		b.WriteString("\nslot seqs:")
-		for i := uint64(0); i < q.mp.nslots && i < 64; i++ {
-			fmt.Fprintf(&b, " %d", q.mp.seq(i).Load())
+		for i := uint64(0); i < m.nslots && i < 64; i++ {
+			fmt.Fprintf(&b, " %d", m.seq(i).Load())
 		}
 		b.WriteString("\nclaims (slot put/get alive):")
-		parts := (len(q.ctl.mem) - ctlFixed) / statsLine
-		for i := 0; i < parts; i++ {
-			l := q.ctl.mem[cStats+statsLine*i:]
-			p := (*atomic.Uint64)(unsafe.Pointer(&l[sClaimPut])).Load()
-			g := (*atomic.Uint64)(unsafe.Pointer(&l[sClaimGet])).Load()
+		for i := 0; i < c.parts; i++ {
+			l := c.statsLine(i)
+			p, g := l.u64(sClaimPut).Load(), l.u64(sClaimGet).Load()
 			if p != 0 || g != 0 {
-				tok := q.seg.SlotToken(i)
-				fmt.Fprintf(&b, " [%d %d/%d %v]", i, p, g, tok != 0 && q.seg.Alive(tok))
+				tok := c.seg.SlotToken(i)
+				fmt.Fprintf(&b, " [%d %d/%d %v]", i, p, g, tok != 0 && c.seg.Alive(tok))
 			}
 		}
 	}
@@ -730,7 +729,7 @@ func xpExactlyOnce(t *testing.T, c xpCase, procs int) {
 		prods = append(prods, r.producer(i, m, per, gmp))
 	}
 	r.wait(60*time.Second, prods...)
-	if err := r.q.Close(); err != nil {
+	if err := r.q.Shutdown(); err != nil {
 		t.Fatal(err)
 	}
 	r.wait(30*time.Second, cons...)

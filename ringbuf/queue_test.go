@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -16,7 +17,7 @@ func newQ(t testing.TB, o Options) *Queue {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { q.Detach() })
+	t.Cleanup(func() { q.Close() })
 	return q
 }
 
@@ -94,7 +95,7 @@ func TestCloseDrains(t *testing.T) {
 		for i := 0; i < 3; i++ {
 			q.Put(ctx, []byte{byte(i)})
 		}
-		q.Close()
+		q.Shutdown()
 		if err := q.Put(ctx, []byte("late")); !errors.Is(err, ErrClosed) {
 			t.Fatalf("Put after Close = %v", err)
 		}
@@ -130,7 +131,7 @@ func TestBlockedGetWokenByPutAndClose(t *testing.T) {
 			t.Fatal(err)
 		}
 		time.Sleep(20 * time.Millisecond)
-		q.Close()
+		q.Shutdown()
 		if err := <-got; !errors.Is(err, ErrClosed) {
 			t.Fatalf("blocked Get after Close = %v", err)
 		}
@@ -154,23 +155,41 @@ func TestBatchAndZeroCopy(t *testing.T) {
 		if string(buf[:7]) != "abbdddd" || sizes[0] != 1 || sizes[1] != 2 || sizes[2] != 0 || sizes[3] != 4 {
 			t.Fatalf("batch %q %v", buf[:7], sizes[:4])
 		}
-		w, err := q.Reserve(ctx, 10)
+		err = q.WithReserve(ctx, 10, func(room []byte) (int, error) {
+			if len(room) != 10 {
+				t.Fatalf("room of %d bytes, want 10", len(room))
+			}
+			return copy(room, "zerocopy!!") - 2, nil
+		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		copy(w, "zerocopy!!")
-		if err := q.Commit(8); err != nil {
-			t.Fatal(err)
+		var got string
+		if err := q.WithPeek(ctx, func(m []byte) error { got = string(m); return nil }); err != nil || got != "zerocopy" {
+			t.Fatalf("WithPeek = %q, %v", got, err)
 		}
-		r, err := q.Peek(ctx)
-		if err != nil || string(r) != "zerocopy" {
-			t.Fatalf("Peek = %q, %v", r, err)
+		// A callback's error abandons the reservation, and is returned.
+		boom := errors.New("boom")
+		if err := q.WithReserve(ctx, 4, func([]byte) (int, error) { return 0, boom }); err != boom {
+			t.Fatalf("WithReserve with a failing callback = %v", err)
 		}
-		if err := q.Release(); err != nil {
-			t.Fatal(err)
+		if err := q.WithReserve(ctx, 4, func([]byte) (int, error) { return 5, nil }); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("WithReserve committing more than reserved = %v", err)
 		}
-		if err := q.Release(); !errors.Is(err, ErrInvalid) {
-			t.Fatalf("second Release = %v", err)
+		// A callback's ErrFull is the callback's, not the ring's: no wait.
+		if err := q.WithReserve(ctx, 4, func([]byte) (int, error) { return 0, ErrFull }); !errors.Is(err, ErrFull) {
+			t.Fatalf("WithReserve with a callback returning ErrFull = %v", err)
+		}
+		if _, err := q.TryGet(); !errors.Is(err, ErrEmpty) {
+			t.Fatalf("an abandoned reservation was delivered: TryGet = %v", err)
+		}
+		// WithPeek consumes the message even when the callback fails.
+		q.TryPut([]byte("x"))
+		if err := q.WithPeek(ctx, func([]byte) error { return boom }); err != boom {
+			t.Fatalf("WithPeek with a failing callback = %v", err)
+		}
+		if q.Len() != 0 {
+			t.Fatalf("Len after WithPeek = %d", q.Len())
 		}
 	})
 }
@@ -233,11 +252,8 @@ func TestZeroAllocs(t *testing.T) {
 			q.TryGetInto(buf)
 			q.PutBatch(ctx, msgs)
 			q.GetBatch(ctx, bbuf, sizes)
-			w, _ := q.Reserve(ctx, 8)
-			copy(w, msg)
-			q.Commit(8)
-			q.Peek(ctx)
-			q.Release()
+			q.WithReserve(ctx, 8, func(room []byte) (int, error) { return copy(room, msg), nil })
+			q.WithPeek(ctx, func(m []byte) error { buf[0] = m[0]; return nil })
 		})
 		if allocs != 0 {
 			t.Fatalf("%v allocs per round", allocs)
@@ -245,29 +261,29 @@ func TestZeroAllocs(t *testing.T) {
 	})
 }
 
-func TestUseAfterDetach(t *testing.T) {
+func TestUseAfterClose(t *testing.T) {
 	forModes(t, func(t *testing.T, mode Mode) {
 		q, err := CreateAnonymous(Options{Mode: mode, Capacity: 4096, MaxMessage: 64})
 		if err != nil {
 			t.Fatal(err)
 		}
-		q.Detach()
+		q.Close()
 		ctx := context.Background()
 		for name, err := range map[string]error{
-			"Put":    q.Put(ctx, []byte("x")),
-			"TryPut": q.TryPut(nil),
-			"Close":  q.Close(),
-			"Detach": q.Detach(),
+			"Put":      q.Put(ctx, []byte("x")),
+			"TryPut":   q.TryPut(nil),
+			"Shutdown": q.Shutdown(),
+			"Close":    q.Close(),
 		} {
-			if err == nil {
-				t.Errorf("%s after Detach succeeded", name)
+			if !errors.Is(err, ErrClosed) || !errors.Is(err, net.ErrClosed) {
+				t.Errorf("%s after Close = %v, want ErrClosed", name, err)
 			}
 		}
-		if _, err := q.Get(ctx); err == nil {
-			t.Error("Get after Detach succeeded")
+		if _, err := q.Get(ctx); !errors.Is(err, ErrClosed) {
+			t.Errorf("Get after Close = %v", err)
 		}
 		if q.Len() != 0 || q.Stats().Puts != 0 {
-			t.Error("Len/Stats after Detach not zero")
+			t.Error("Len/Stats after Close not zero")
 		}
 	})
 }

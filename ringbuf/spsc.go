@@ -3,9 +3,10 @@ package ringbuf
 // SPSC ring protocol.
 //
 // The ring is a power-of-two byte array. tail (written only by the
-// producer) and head (written only by the consumer) are monotonically
-// increasing 64-bit byte positions on separate cache lines; a position's
-// offset is pos & mask. Invariant: head <= tail <= head + cap.
+// producer, and by Shutdown, which sets its closedBit) and head (written
+// only by the consumer) are monotonically increasing 64-bit byte positions
+// on separate cache lines; a position's offset is pos & mask. Invariant:
+// head <= tail <= head + cap.
 //
 // A record is an 8-byte header {len uint32, flags uint32} and the payload,
 // padded to 8 bytes. A record never wraps: when it does not fit before the
@@ -13,85 +14,148 @@ package ringbuf
 // ring. So every message is one contiguous slice, readable in place.
 //
 // Producer: write header and payload into [tail, tail+n), then publish
-// with one atomic store of tail. Consumer: load tail; every byte below it is
-// published (the store synchronizes after the writes). After reading it
-// publishes head with one atomic store; the producer may reuse the bytes
-// below it. Each side keeps a private copy of the other's counter and
-// re-reads the shared one only when the ring looks full (producer) or empty
-// (consumer), so in steady state the lines do not bounce.
+// with one CAS of tail from the value it last published. The CAS fails
+// only if Shutdown set closedBit meanwhile: the record is then not
+// published and the put reports ErrClosed, so a put that returned nil was
+// published before the shutdown, and a consumer that sees closedBit knows
+// the tail is final. Consumer: load tail; every byte below it is published
+// (the CAS synchronizes after the writes). After reading it publishes head
+// with one atomic store; the producer may reuse the bytes below it. Each
+// side keeps a private copy of the other's counter and re-reads the shared
+// one only when the ring looks full (producer) or empty (consumer), so in
+// steady state the lines do not bounce. The consumer publishes head
+// lazily: when an eighth of the ring is consumed, when it has caught up
+// with the tail it knew, or when a producer is announced as waiting.
+//
+// A side held by a process that died is taken over by the next handle
+// that produces (or consumes): its role word names the holder's
+// participant token, and the kernel proves the holder dead. The new holder
+// picks up the published position; what the dead one wrote and did not
+// publish is gone, as if never put.
 //
 // Everything read from the ring is read once into locals and validated
 // before use: head and tail against each other and the capacity, the
 // header's flags and length against the capacity, MaxMessage and the
 // published range. A violation is ErrCorrupt; nothing is sliced outside the
-// ring.
+// ring. spsc.pml models the publish/consume steps and the shutdown.
 
 import (
 	"encoding/binary"
 	"sync/atomic"
+	"time"
+
+	"github.com/shmkit/shmkit/shm"
 )
 
 const (
 	recHdr  = 8
 	recData = 0x5a5a0001 // flags of a message record
 	recPad  = 0x5a5a0002 // flags of a padding record (skipped)
-	recDead = 0x5a5a0003 // MPMC: slot padded over after its producer died
+	recDead = 0x5a5a0003 // MPMC: a slot skipped (dead producer, abandoned reservation)
 )
 
 func align8(n uint64) uint64 { return (n + 7) &^ 7 }
 
-type spsc struct {
+func recSize(n uint64) uint64 { return recHdr + align8(n) }
+
+type spscRing struct {
+	c      *core
 	data   []byte
 	cap    uint64
 	mask   uint64
 	maxMsg uint64
-	tail   *atomic.Uint64
+	tail   *atomic.Uint64 // position | closedBit
 	head   *atomic.Uint64
+	prole  *atomic.Uint32 // producer role: the holder's participant token
+	crole  *atomic.Uint32
 
-	// Producer-private.
-	ptail     uint64 // our tail, published or pending
+	// Producer-private (under the producer gate).
+	prod      bool   // this handle holds the producer side
+	pub       uint64 // the tail we last published
+	ptail     uint64 // our tail: everything below is published or staged
+	roff      uint64 // offset of the reserved record's header
 	headCache uint64
 
-	// Consumer-private.
-	chead     uint64 // our head: everything below is consumed
+	// Consumer-private (under the consumer gate).
+	cons      bool
+	chead     uint64 // everything below is consumed
 	headPub   uint64 // the head we last published
-	tailCache uint64
+	tailCache uint64 // a published tail position (no closedBit)
+	nextEnd   uint64 // position after the record next returned
 }
 
-func newSPSC(data []byte, maxMsg uint64, tail, head *atomic.Uint64) *spsc {
-	r := &spsc{data: data, cap: uint64(len(data)), mask: uint64(len(data)) - 1, maxMsg: maxMsg, tail: tail, head: head}
-	return r
+func newSPSC(c *core) *spscRing {
+	return &spscRing{
+		c: c, data: c.ringMem, cap: uint64(len(c.ringMem)), mask: uint64(len(c.ringMem)) - 1, maxMsg: uint64(c.maxMsg),
+		tail: c.ctl.u64(cTail), head: c.ctl.u64(cHead), prole: c.ctl.u32(cProducer), crole: c.ctl.u32(cConsumer),
+	}
 }
 
-// attachProducer and attachConsumer load the shared position this side will
-// advance (after taking the role: a previous holder may have died).
-func (r *spsc) attachProducer() error {
-	t, h := r.tail.Load(), r.head.Load()
+// takeRole claims an SPSC side for this handle. A side held by a dead
+// participant (kernel-proven) is taken over.
+func (r *spscRing) takeRole(w *atomic.Uint32) error {
+	self := uint32(r.c.seg.Self())
+	for {
+		v := w.Load()
+		if v == self {
+			return nil
+		}
+		if v != 0 && r.c.seg.Alive(shm.Token(v)) {
+			return ErrRole
+		}
+		// Invariant: the word names at most one live holder of the side;
+		// only that holder clears it, and only from itself.
+		if w.CompareAndSwap(v, self) {
+			return nil
+		}
+	}
+}
+
+func (r *spscRing) dropRole(w *atomic.Uint32) { w.CompareAndSwap(uint32(r.c.seg.Self()), 0) }
+
+// takeProducer takes the producer side once and picks the ring up where
+// the previous holder left it.
+func (r *spscRing) takeProducer() error {
+	if err := r.takeRole(r.prole); err != nil {
+		return err
+	}
+	t, h := r.tail.Load()&^closedBit, r.head.Load()
 	if t < h || t-h > r.cap || t%8 != 0 {
+		r.dropRole(r.prole)
 		return corruptf("tail %d, head %d, capacity %d", t, h, r.cap)
 	}
-	r.ptail, r.headCache = t, h
+	r.pub, r.ptail, r.headCache = t, t, h
+	r.prod = true
 	return nil
 }
 
-func (r *spsc) attachConsumer() error {
-	t, h := r.tail.Load(), r.head.Load()
+func (r *spscRing) takeConsumer() error {
+	if err := r.takeRole(r.crole); err != nil {
+		return err
+	}
+	t, h := r.tail.Load()&^closedBit, r.head.Load()
 	if t < h || t-h > r.cap || h%8 != 0 {
+		r.dropRole(r.crole)
 		return corruptf("tail %d, head %d, capacity %d", t, h, r.cap)
 	}
 	r.chead, r.headPub, r.tailCache = h, h, t
+	r.cons = true
 	return nil
 }
 
-func recSize(n uint64) uint64 { return recHdr + align8(n) }
-
-// reserve finds room for a record of n payload bytes. It returns the offset
-// of the record and the position after it; ok is false if the ring is
-// full. It may write a padding record (not yet published).
-func (r *spsc) reserve(n uint64) (off, end uint64, ok bool, err error) {
-	need := recSize(n)
+func (r *spscRing) reserve(n int) ([]byte, error) {
+	if !r.prod {
+		if err := r.takeProducer(); err != nil {
+			return nil, err
+		}
+	}
+	// The producer's own line: a load that hits this CPU's cache.
+	if r.tail.Load()&closedBit != 0 {
+		return nil, ErrClosed
+	}
+	need := recSize(uint64(n))
 	t := r.ptail
-	off = t & r.mask
+	off := t & r.mask
 	pad := uint64(0)
 	if off+need > r.cap {
 		pad = r.cap - off
@@ -99,31 +163,27 @@ func (r *spsc) reserve(n uint64) (off, end uint64, ok bool, err error) {
 	if t+pad+need-r.headCache > r.cap {
 		h := r.head.Load()
 		if h > t || t-h > r.cap {
-			return 0, 0, false, corruptf("head %d beyond tail %d (capacity %d)", h, t, r.cap)
+			return nil, corruptf("head %d beyond tail %d (capacity %d)", h, t, r.cap)
 		}
 		r.headCache = h
 		if t+pad+need-h > r.cap {
-			return 0, 0, false, nil
+			// Waiters re-check room against the shared tail: it must be
+			// ours, or they would poll a ring we cannot use.
+			if pt := r.tail.Load() &^ closedBit; pt != r.pub {
+				return nil, corruptf("tail %d moved under the producer (published %d)", pt, r.pub)
+			}
+			return nil, ErrFull
 		}
 	}
 	if pad > 0 {
+		// Not visible until published: the padding goes with the record.
 		putHdr(r.data[off:], uint32(pad-recHdr), recPad)
 		t += pad
 		off = 0
 	}
-	return off, t + need, true, nil
-}
-
-// room reports whether a record of n bytes fits now (for sleepers).
-func (r *spsc) room(n uint64) bool {
-	t := r.ptail
-	need := recSize(n)
-	off := t & r.mask
-	pad := uint64(0)
-	if off+need > r.cap {
-		pad = r.cap - off
-	}
-	return t+pad+need-r.head.Load() <= r.cap
+	r.roff = off
+	r.ptail = t // the padding, if any, goes out with the next publish
+	return r.data[off+recHdr : off+recHdr+uint64(n) : off+recHdr+uint64(n)], nil
 }
 
 func putHdr(b []byte, n, flags uint32) {
@@ -131,52 +191,91 @@ func putHdr(b []byte, n, flags uint32) {
 	binary.LittleEndian.PutUint32(b[4:], flags)
 }
 
-// write copies msg into a reserved record; publish makes everything up to
-// end visible to the consumer.
-func (r *spsc) write(off uint64, msg []byte) {
-	putHdr(r.data[off:], uint32(len(msg)), recData)
-	copy(r.data[off+recHdr:], msg)
+func (r *spscRing) stage(n int) {
+	putHdr(r.data[r.roff:], uint32(n), recData)
+	r.ptail += recSize(uint64(n)) // a shorter commit gives back the rest
 }
 
-func (r *spsc) publish(end uint64) {
-	r.ptail = end
-	r.flush()
+func (r *spscRing) commit(n int) error {
+	r.stage(n)
+	return r.flush()
 }
 
-// advance moves the producer past a written record without publishing it
-// (batches publish once, with flush).
-func (r *spsc) advance(end uint64) { r.ptail = end }
-
-func (r *spsc) flush() {
-	// Invariant: every byte below ptail is a complete record. This store
-	// publishes them (release, via sequential consistency).
-	r.tail.Store(r.ptail)
+func (r *spscRing) flush() error {
+	if r.ptail == r.pub {
+		return nil
+	}
+	// Invariant: every byte below ptail is a complete record. The CAS
+	// publishes them (release, via sequential consistency), unless
+	// Shutdown set closedBit first.
+	if r.tail.CompareAndSwap(r.pub, r.ptail) {
+		r.pub = r.ptail
+		return nil
+	}
+	r.ptail = r.pub // as if never put
+	if t := r.tail.Load(); t&closedBit != 0 && t&^closedBit == r.pub {
+		return ErrClosed
+	}
+	return corruptf("tail moved under the producer (another producer wrote it)")
 }
 
-// next finds the next message at or after the consumer's position. It
-// returns the payload in place and the position after it, or ok false if
-// the ring is empty. Padding records are skipped (and released).
-func (r *spsc) next() (msg []byte, end uint64, ok bool, err error) {
+// abandon drops the reserved record: ptail is still before it. A padding
+// record written by reserve stays; it is published with the next record.
+func (r *spscRing) abandon() {}
+
+func (r *spscRing) waitKey(producer bool) (uint64, time.Duration) {
+	if producer {
+		return 0, 0
+	}
+	return r.chead, 0
+}
+
+func (r *spscRing) ready(producer bool, n int, key uint64) bool {
+	t := r.tail.Load()
+	if t&closedBit != 0 {
+		return true
+	}
+	if !producer {
+		return t != key // published beyond what we had consumed
+	}
+	// A waiting producer has published everything it staged: its tail is
+	// the shared one.
+	need := recSize(uint64(n))
+	pad := uint64(0)
+	if off := t & r.mask; off+need > r.cap {
+		pad = r.cap - off
+	}
+	return t+pad+need-r.head.Load() <= r.cap
+}
+
+func (r *spscRing) next(limit int) ([]byte, error) {
+	if !r.cons {
+		if err := r.takeConsumer(); err != nil {
+			return nil, err
+		}
+	}
 	h := r.chead
 	for {
 		if h == r.tailCache {
 			t := r.tail.Load()
-			if t < h || t-h > r.cap {
-				return nil, 0, false, corruptf("tail %d, head %d, capacity %d", t, h, r.cap)
+			pos := t &^ closedBit
+			if pos < h || pos-h > r.cap {
+				return nil, corruptf("tail %d, head %d, capacity %d", pos, h, r.cap)
 			}
-			r.tailCache = t
-			if t == h {
-				// Empty: publish our head before anyone may sleep on it.
-				if r.headPub != h {
-					r.releaseHead()
+			r.tailCache = pos
+			if pos == h {
+				// Empty. The caller publishes our head (release) and
+				// wakes a producer waiting for room, before it sleeps.
+				if t&closedBit != 0 {
+					return nil, ErrClosed
 				}
-				return nil, 0, false, nil
+				return nil, ErrEmpty
 			}
 		}
 		off := h & r.mask
 		avail := r.tailCache - h
 		if avail < recHdr {
-			return nil, 0, false, corruptf("%d published bytes cannot hold a header", avail)
+			return nil, corruptf("%d published bytes cannot hold a header", avail)
 		}
 		n := uint64(binary.LittleEndian.Uint32(r.data[off:]))
 		flags := binary.LittleEndian.Uint32(r.data[off+4:])
@@ -184,7 +283,7 @@ func (r *spsc) next() (msg []byte, end uint64, ok bool, err error) {
 		case recPad:
 			size := r.cap - off
 			if n != size-recHdr || size > avail {
-				return nil, 0, false, corruptf("padding record of %d at offset %d", n, off)
+				return nil, corruptf("padding record of %d at offset %d", n, off)
 			}
 			h += size
 			r.chead = h
@@ -192,37 +291,66 @@ func (r *spsc) next() (msg []byte, end uint64, ok bool, err error) {
 		case recData:
 			size := recSize(n)
 			if n > r.maxMsg || off+size > r.cap || size > avail {
-				return nil, 0, false, corruptf("record of %d bytes at offset %d (max %d, %d published)", n, off, r.maxMsg, avail)
+				return nil, corruptf("record of %d bytes at offset %d (max %d, %d published)", n, off, r.maxMsg, avail)
 			}
-			return r.data[off+recHdr : off+recHdr+n : off+recHdr+n], h + size, true, nil
+			if limit >= 0 && int(n) > limit {
+				return nil, ErrShortBuffer
+			}
+			r.nextEnd = h + size
+			return r.data[off+recHdr : off+recHdr+n : off+recHdr+n], nil
 		default:
-			return nil, 0, false, corruptf("bad record flags %#x at offset %d", flags, off)
+			return nil, corruptf("bad record flags %#x at offset %d", flags, off)
 		}
 	}
 }
 
-// consume moves the consumer past a record without freeing it yet.
-func (r *spsc) consume(end uint64) { r.chead = end }
+func (r *spscRing) consume() { r.chead = r.nextEnd }
 
-// lazyRelease publishes the head only when an eighth of the ring has been
-// consumed since the last publication; the caller also publishes when a
-// producer waits for room (see Queue.releaseSPSC) and next publishes when
-// the ring runs empty. That saves a store to a shared line per message
-// while the producer is not short of room.
-func (r *spsc) lazyRelease() bool {
-	if r.chead-r.headPub >= r.cap/8 || r.chead == r.tailCache && r.chead != r.headPub {
-		r.releaseHead()
-		return true
+func (r *spscRing) release(force bool) bool {
+	if r.chead == r.headPub {
+		return false
 	}
-	return false
-}
-
-func (r *spsc) releaseHead() {
+	if !force && r.chead-r.headPub < r.cap/8 && r.chead != r.tailCache {
+		return false
+	}
 	// Invariant: the consumer no longer reads below chead. This store lets
 	// the producer overwrite it.
 	r.headPub = r.chead
 	r.head.Store(r.chead)
+	return true
 }
 
-// ready reports whether a message may be available (for sleepers).
-func (r *spsc) ready() bool { return r.tail.Load() != r.chead }
+func (r *spscRing) shutdown() { r.tail.Or(closedBit) }
+
+func (r *spscRing) isShutdown() bool { return r.tail.Load()&closedBit != 0 }
+
+// length is not known from positions (records vary in size): Stats
+// computes it from the counters.
+func (r *spscRing) length() int {
+	var st Stats
+	r.c.sumCounters(&st)
+	return spscLen(&st, r.cap)
+}
+
+func spscLen(st *Stats, capacity uint64) int {
+	if st.Puts <= st.Gets {
+		return 0
+	}
+	return int(min(st.Puts-st.Gets, capacity/recHdr))
+}
+
+func (r *spscRing) stats(st *Stats) { st.Len = spscLen(st, r.cap) }
+
+func (r *spscRing) detach() {
+	if r.cons {
+		// What this handle consumed is gone: the next consumer must not
+		// get it again.
+		r.release(true)
+		r.dropRole(r.crole)
+		r.cons = false
+	}
+	if r.prod {
+		r.dropRole(r.prole)
+		r.prod = false
+	}
+}

@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-	"unsafe"
 
 	"github.com/shmkit/shmkit/internal/testutil"
 )
@@ -42,7 +41,7 @@ func mpmcStallRound(t *testing.T, P, C int) {
 			t.Fatal(err)
 		}
 		handles = append(handles, h)
-		defer h.Detach()
+		defer h.Close()
 	}
 	for p := 0; p < P; p++ {
 		h := handles[p]
@@ -72,7 +71,7 @@ func mpmcStallRound(t *testing.T, P, C int) {
 					if got.Load() >= total {
 						return
 					}
-					t.Errorf("consumer stalled: %v; got %d of %d\n%s", err, got.Load(), total, dumpQ(q))
+					t.Errorf("consumer stalled: %v; got %d of %d\n%s", err, got.Load(), total, xpDiag(q))
 					cancel()
 					return
 				}
@@ -84,33 +83,9 @@ func mpmcStallRound(t *testing.T, P, C int) {
 	for got.Load() < total && ctx.Err() == nil {
 		time.Sleep(time.Millisecond)
 	}
-	q.Close()
+	q.Shutdown()
 	wg.Wait()
 }
-
-func dumpQ(q *Queue) string {
-	m := q.mp
-	h, tl := m.head.Load(), m.tail.Load()
-	s := fmt.Sprintf("head %d tail %d notEmpty seq %d waiters %d notFull seq %d waiters %d\n", h, tl,
-		q.notEmpty.seq.Load(), q.notEmpty.waiters.Load(), q.notFull.seq.Load(), q.notFull.waiters.Load())
-	for p := h; p < tl+2 && p < h+6; p++ {
-		s += fmt.Sprintf("  pos %d seq %d\n", p, m.seq(p).Load())
-	}
-	parts := (len(q.ctl.mem) - ctlFixed) / statsLine
-	for i := 0; i < parts; i++ {
-		l := q.ctl.mem[cStats+statsLine*i:]
-		cp := (*atomic.Uint64)(ptr(&l[sClaimPut])).Load()
-		cg := (*atomic.Uint64)(ptr(&l[sClaimGet])).Load()
-		if cp != 0 || cg != 0 {
-			s += fmt.Sprintf("  slot %d claimPut %d claimGet %d\n", i, cp, cg)
-		}
-	}
-	st := q.Stats()
-	s += fmt.Sprintf("  stats %+v", st)
-	return s
-}
-
-func ptr(b *byte) unsafe.Pointer { return unsafe.Pointer(b) }
 
 func init() {
 	// stall-consumers: C goroutines, one handle each, take messages until
@@ -128,7 +103,7 @@ func init() {
 				return err
 			}
 			qs = append(qs, h)
-			defer h.Detach()
+			defer h.Close()
 		}
 		for c := 0; c < C; c++ {
 			h := qs[c]
@@ -141,7 +116,7 @@ func init() {
 					n, err := h.GetInto(gctx, buf)
 					cancel()
 					if err != nil {
-						errs <- fmt.Errorf("consumer stalled: %v\n%s", err, dumpQ(h))
+						errs <- fmt.Errorf("consumer stalled: %v\n%s", err, xpDiag(h))
 						return
 					}
 					if n == 1 {
@@ -174,7 +149,7 @@ func TestMPMCCrossProcessNoStall(t *testing.T) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					defer h.Detach()
+					defer h.Close()
 					msg := make([]byte, 256)
 					for phase := 0; phase < 3; phase++ {
 						time.Sleep(20 * time.Millisecond) // consumers go to sleep

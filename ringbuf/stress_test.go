@@ -163,7 +163,7 @@ func stressStopCont(t *testing.T, opts Options, prodModes, consModes []string, d
 	contAll(all, rng)
 	r.res.store(r.res.flags, xpStopFlag, 1)
 	r.wait(30*time.Second, prods...)
-	if err := r.q.Close(); err != nil {
+	if err := r.q.Shutdown(); err != nil {
 		t.Fatal(err)
 	}
 	r.wait(30*time.Second, cons...)

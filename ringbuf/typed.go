@@ -35,7 +35,7 @@ func (t *Typed[T]) Put(ctx context.Context, v T) error {
 	if err == nil {
 		err = t.q.Put(ctx, b)
 	}
-	t.enc.put(b, t.q.maxMsg)
+	t.enc.put(b, t.q.c.maxMsg)
 	return err
 }
 
@@ -45,7 +45,7 @@ func (t *Typed[T]) TryPut(v T) error {
 	if err == nil {
 		err = t.q.TryPut(b)
 	}
-	t.enc.put(b, t.q.maxMsg)
+	t.enc.put(b, t.q.c.maxMsg)
 	return err
 }
 
@@ -54,7 +54,7 @@ func (t *Typed[T]) encode(v T) ([]byte, error) {
 	if err != nil {
 		return b, err
 	}
-	if len(b) > t.q.maxMsg {
+	if len(b) > t.q.c.maxMsg {
 		return b, ErrTooLarge
 	}
 	return b, nil
@@ -76,21 +76,21 @@ func (t *Typed[T]) TryGet() (T, error) {
 func (t *Typed[T]) get(recv func([]byte) (int, error)) (T, error) {
 	var z T
 	buf := t.dec.get()
-	if first := min(minRecvBuf, t.q.maxMsg); cap(buf) < first {
+	if first := min(minRecvBuf, t.q.c.maxMsg); cap(buf) < first {
 		buf = make([]byte, first)
 	}
 	buf = buf[:cap(buf)]
 	n, err := recv(buf)
-	for err == ErrShortBuffer && len(buf) < t.q.maxMsg {
-		buf = make([]byte, min(2*len(buf), t.q.maxMsg))
+	for err == ErrShortBuffer && len(buf) < t.q.c.maxMsg {
+		buf = make([]byte, min(2*len(buf), t.q.c.maxMsg))
 		n, err = recv(buf)
 	}
 	if err != nil {
-		t.dec.put(buf, t.q.maxMsg)
+		t.dec.put(buf, t.q.c.maxMsg)
 		return z, err
 	}
 	v, err := t.codec.Decode(buf[:n])
-	t.dec.put(buf, t.q.maxMsg)
+	t.dec.put(buf, t.q.c.maxMsg)
 	if err != nil {
 		return z, err
 	}

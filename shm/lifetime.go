@@ -1,9 +1,6 @@
 package shm
 
 import (
-	"context"
-	"sync/atomic"
-	"time"
 	"unsafe"
 
 	"github.com/shmkit/shmkit/internal/futex"
@@ -78,57 +75,15 @@ func (s *Segment) interruptWaiters() {
 	for _, e := range s.ecs {
 		e.Close()
 	}
-	for w := range s.sleepWords {
-		futex.Wake(w, futex.All)
-	}
 	s.ecMu.Unlock()
 }
 
 // Closing reports whether Close has begun.
 func (s *Segment) Closing() bool { return s.closing.Load() }
 
-// Sleep is a futex wait on word (which must lie in the segment) while it
-// holds val, bounded by ctx and limit (zero: none); Close interrupts it
-// with ErrClosed. It serves the ringbuf package until its queues move onto
-// event counts.
-func (s *Segment) Sleep(ctx context.Context, word *atomic.Uint32, val uint32, limit time.Time) error {
-	s.ecMu.Lock()
-	if s.sleepWords == nil {
-		s.sleepWords = map[*atomic.Uint32]int{}
-	}
-	s.sleepWords[word]++
-	s.ecMu.Unlock()
-	defer func() {
-		s.ecMu.Lock()
-		if s.sleepWords[word]--; s.sleepWords[word] == 0 {
-			delete(s.sleepWords, word)
-		}
-		s.ecMu.Unlock()
-	}()
-	if s.closing.Load() {
-		return ErrClosed
-	}
-	deadline := limit
-	if d, ok := ctx.Deadline(); ok && (deadline.IsZero() || d.Before(deadline)) {
-		deadline = d
-	}
-	var stop func() bool
-	if ctx.Done() != nil {
-		stop = context.AfterFunc(ctx, func() { futex.Wake(word, futex.All) })
-	}
-	err := futex.Wait(word, val, deadline)
-	if stop != nil {
-		stop()
-	}
-	switch {
-	case s.closing.Load():
-		return ErrClosed
-	case ctx.Err() != nil:
-		return ctx.Err()
-	case err == futex.ErrTimeout && !limit.IsZero() && !time.Now().Before(limit):
-		return err
-	case err == futex.ErrTimeout:
-		return context.DeadlineExceeded
-	}
-	return err
+// Contains reports whether addr lies in this attachment's mapping (a
+// fault there means the segment's file was truncated under it).
+func (s *Segment) Contains(addr uintptr) bool {
+	base := uintptr(unsafe.Pointer(unsafe.SliceData(s.mem)))
+	return addr >= base && addr-base < uintptr(len(s.mem))
 }

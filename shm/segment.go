@@ -146,8 +146,6 @@ type Segment struct {
 	closing atomic.Bool
 	ecMu    sync.Mutex
 	ecs     map[uintptr]*futex.EventCount // by offset; see EventCount
-
-	sleepWords map[*atomic.Uint32]int // under ecMu; see Sleep
 }
 
 // Create creates the named segment with room for size bytes of objects.

@@ -121,7 +121,7 @@ func runStat(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "shmkit stat: %s: %v\n", name, err)
 		return exitFailed
 	}
-	defer q.Detach()
+	defer q.Close()
 	var prev ringbuf.Stats
 	for {
 		st := q.Stats()

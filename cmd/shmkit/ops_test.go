@@ -58,7 +58,7 @@ func TestGcSparesLiveAndStoppedParticipants(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	q.Detach() // only the holder process stays attached
+	q.Close() // only the holder process stays attached
 	holder := startHolder(t, "held")
 	exists := func() bool { _, err := os.Stat(shm.Path("held")); return err == nil }
 
@@ -104,7 +104,7 @@ func TestStatAndLsErrors(t *testing.T) {
 	}
 	q, _ := ringbuf.Create("q", ringbuf.Options{Capacity: 4096})
 	defer q.Unlink()
-	defer q.Detach()
+	defer q.Close()
 	q.TryPut([]byte("x"))
 	if code, out, _ := runCmd(t, "stat", "q"); code != 0 || !strings.Contains(out, "depth 1 messages") {
 		t.Fatalf("stat: %d\n%s", code, out)

@@ -153,6 +153,7 @@ type EventCount struct {
 
 	nextScan  atomic.Int64  // monotonic ns (see now): earliest next reclaim scan
 	wakes     atomic.Uint64 // FUTEX_WAKE calls made through this handle
+	sleeps    atomic.Uint64 // FUTEX_WAIT calls made through this handle
 	reclaimed atomic.Uint64 // dead sleepers' bits cleared by this handle
 }
 
@@ -247,9 +248,11 @@ func (e *EventCount) Close() {
 // Closed reports whether Close was called.
 func (e *EventCount) Closed() bool { return e.closed.Load() }
 
-// Wakes reports how many FUTEX_WAKE calls this handle made; Reclaimed how
-// many dead sleepers' announcements it cleared.
+// Wakes reports how many FUTEX_WAKE calls this handle made, Sleeps how
+// many FUTEX_WAIT calls, and Reclaimed how many dead sleepers'
+// announcements it cleared.
 func (e *EventCount) Wakes() uint64     { return e.wakes.Load() }
+func (e *EventCount) Sleeps() uint64    { return e.sleeps.Load() }
 func (e *EventCount) Reclaimed() uint64 { return e.reclaimed.Load() }
 
 // Wait returns once ready() holds (nil), ctx ends (ctx's error), the
@@ -392,6 +395,7 @@ func (e *EventCount) sleep(ctx context.Context, s uint32, deadline time.Time) er
 			close(fired)
 		})
 	}
+	e.sleeps.Add(1)
 	err := wait(e.seq, s, deadline, e.bit)
 	if stop != nil && !stop() {
 		// The callback ran or runs: wait for it, so that the caller may

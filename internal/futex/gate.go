@@ -60,6 +60,13 @@ func (g *Gate) enterSlow(ctx context.Context, abort <-chan struct{}) error {
 			break
 		}
 	}
+	select {
+	case <-abort:
+		g.dequeueLocked(nil)
+		g.mu.Unlock()
+		return ErrClosed
+	default:
+	}
 	if err := ctx.Err(); err != nil {
 		g.dequeueLocked(nil)
 		g.mu.Unlock()

@@ -1,0 +1,226 @@
+/*
+ * Model of the SPSC ring (spsc.go): publish, consume, lazy head release,
+ * shutdown, and a side taken over from a process that died. Checked by
+ * spin through .ci/models:
+ *
+ * spin: CHECK
+ * spin: CHECK -DCRASH_CONSUMER
+ * spin: MUTANT -DPUBLISH_EARLY
+ * spin: MUTANT -DROOM_OFF_BY_ONE
+ * spin: MUTANT -DRELEASE_EARLY
+ * spin: MUTANT -DSTORE_PUBLISH
+ *
+ * The ring has CAP cells; a record takes one or two cells and never wraps
+ * (a padding cell fills the end first). Positions only grow; cell = pos %
+ * CAP. tail carries the shutdown bit (CLOSED). Ghost state checks:
+ *   - no overwrite of unread data: a producer never writes a cell that
+ *     holds a published record the consumer has not released (unread);
+ *   - no torn or stale read: the consumer reads each record twice (its
+ *     header, then its payload, as the copy does) and finds what was put,
+ *     in order;
+ *   - nil means delivered: every put whose publish succeeded is received
+ *     before the consumer sees the queue shut down and drained;
+ *   - progress: no process is left blocked (invalid end state).
+ *
+ * Go lines a step stands for (spsc.go):
+ *   room check, head reload     spscRing.reserve
+ *   write cells                 reserve (padding), stage (header), the copy
+ *   publish: CAS tail           spscRing.flush
+ *   shutdown: tail |= CLOSED    spscRing.shutdown
+ *   load tail, read, consume    spscRing.next, consume
+ *   publish head (lazily)       spscRing.release
+ *   takeover                    takeProducer / takeConsumer
+ *
+ * The producer process dies (in every run, at a point spin chooses) and a
+ * successor takes the producer side over from the published tail: what the
+ * dead one wrote and did not publish is gone, as if never put. With
+ * -DCRASH_CONSUMER the consumer dies too and a successor resumes from the
+ * published head: a crashed consumer's messages since its last head
+ * publication are delivered again to its successor (at least once), and
+ * nothing is lost or skipped.
+ *
+ * Mutants: PUBLISH_EARLY (tail published before the record is written),
+ * ROOM_OFF_BY_ONE (a record one cell too long is taken to fit),
+ * RELEASE_EARLY (head published before the record is read), STORE_PUBLISH
+ * (tail published by a plain store, which can overwrite the shutdown).
+ */
+
+#define CAP 4
+#define PUTS 4        /* messages the producers try to put, in all */
+#define CLOSED 128    /* the tail's shutdown bit (bit 63 in Go) */
+#define PAD 255       /* a padding cell's id */
+
+byte cell[CAP];       /* id of the record a cell belongs to (PAD: padding) */
+byte size[CAP];       /* cells of the record starting here */
+bool unread[CAP];     /* ghost: published, not yet released by the consumer */
+byte tail;            /* published position | CLOSED */
+byte head;            /* published head */
+byte nextId = 1;      /* ids handed out to puts, in order */
+bool ok[PUTS + 2];    /* ghost: the put of id returned nil */
+byte got;             /* ghost: last id received, in order */
+bool recv[PUTS + 2];  /* ghost: id was received */
+byte relGot;          /* ghost: last id received before the last head publication */
+
+inline write_cell(c, v, n) {
+	assert(!unread[c]);   /* never over unread data */
+	cell[c] = v;
+	size[c] = n
+}
+
+/* publish: CAS tail pub → pos, failing once shut down (spscRing.flush). */
+inline publish(pos) {
+	atomic {
+#ifdef STORE_PUBLISH
+		if :: true ->
+#else
+		if :: tail == pub ->
+#endif
+			tail = pos;
+			pub = pos;
+			ok[id] = true;
+			unread[off] = true;
+			if :: need == 2 -> unread[off + 1] = true :: else -> skip fi;
+			if :: pad > 0 -> unread[poff] = true :: else -> skip fi
+		:: else ->
+			assert(tail & CLOSED)   /* only a shutdown changes our tail */
+		fi
+	}
+}
+
+/* A producer incarnation: puts the next ids until PUTS were tried. The
+ * first one is killed at a point spin chooses. */
+proctype Producer(bool mayDie) {
+	byte pub, ptail, hc, off, poff, need, pad, id;
+	/* take the side: pick up the published tail */
+	pub = tail & ~CLOSED;
+	ptail = pub;
+	hc = head;
+	do
+	:: atomic { nextId > PUTS -> break }
+	:: atomic { nextId <= PUTS -> id = nextId; nextId++ };
+		if :: need = 1 :: need = 2 fi;
+		do
+		:: tail & CLOSED -> goto refused
+		:: else ->
+			off = ptail % CAP;
+			pad = 0;
+			if :: off + need > CAP -> pad = CAP - off :: else -> skip fi;
+			/* room against the cached head, reloaded when it looks full */
+			if :: ptail + pad + need - hc > CAP -> hc = head :: else -> skip fi;
+#ifdef ROOM_OFF_BY_ONE
+			if :: ptail + pad + need - hc > CAP + 1 -> (head != hc || tail & CLOSED)
+#else
+			if :: ptail + pad + need - hc > CAP -> (head != hc || tail & CLOSED)
+#endif
+			   :: else -> break
+			fi
+		od;
+		poff = off;
+		if :: pad > 0 -> off = 0 :: else -> skip fi;
+#ifdef PUBLISH_EARLY
+		publish(ptail + pad + need);
+#endif
+		if :: pad > 0 -> write_cell(poff, PAD, pad) :: else -> skip fi;
+		write_cell(off, id, need);
+		if :: need == 2 -> write_cell(off + 1, id, 0) :: else -> skip fi;
+		if :: mayDie -> goto dead :: true -> skip fi;
+#ifndef PUBLISH_EARLY
+		publish(ptail + pad + need);
+#endif
+		ptail = pub;   /* moved, or (shut down) as if never put */
+refused:	skip
+	od;
+	goto out;
+dead:	/* killed: a successor takes the side over */
+	run Producer(false);
+out:	skip
+}
+
+/* A consumer incarnation: receives until shut down and drained. */
+proctype Consumer(bool mayDie) {
+	byte h, hp, tc, t, id, n, c, k, last;
+	h = head;
+	hp = h;
+	last = relGot;
+	do
+	:: t = tail;
+		tc = t & ~CLOSED;
+		if
+		:: h == tc ->
+			/* caught up: publish the head before waiting */
+			if :: hp != h -> head = h; hp = h; relGot = last :: else -> skip fi;
+			if
+			:: t & CLOSED ->
+				/* drained: every put that returned nil was received */
+				c = 1;
+				do :: c <= PUTS -> assert(!ok[c] || c <= last); c++ :: else -> break od;
+				break
+			:: else -> (tail != t)   /* wait for a publish or the shutdown */
+			fi
+		:: h != tc ->
+			c = h % CAP;
+			id = cell[c];
+			n = size[c];
+			assert(unread[c]);   /* published */
+			if
+			:: id == PAD ->
+				unread[c] = false;
+				h = h + n
+			:: else ->
+				assert(n == 1 || n == 2);
+#ifdef RELEASE_EARLY
+				head = h + n;
+#endif
+				/* the copy: the payload is still the record put */
+				assert(cell[c] == id && (n == 1 || cell[(c + 1) % CAP] == id));
+				/* in order, nothing that was put skipped; after a
+				 * takeover the successor resumes at the published head */
+				assert(id > last);
+				k = last + 1;
+				do :: k < id -> assert(!ok[k]); k++ :: else -> break od;
+				last = id;
+				got = id;
+				recv[id] = true;
+				unread[c] = false;
+				if :: n == 2 -> unread[(c + 1) % CAP] = false :: else -> skip fi;
+				h = h + n;
+				/* lazy release: now or later */
+				if :: head = h; hp = h; relGot = last :: true -> skip fi;
+				if :: mayDie -> goto dead :: true -> skip fi
+			fi
+		fi
+	od;
+	goto out;
+dead:	/* killed: what it consumed since its last head publication is
+	 * unread again for its successor */
+	atomic {
+		c = hp;
+		do :: c != h -> unread[c % CAP] = true; c++ :: else -> break od
+	};
+	run Consumer(false);
+out:	skip
+}
+
+proctype Shutdown() {
+	atomic { tail = tail | CLOSED }
+}
+
+/* Once nothing can move: every put that returned nil was received. */
+proctype Final() {
+	byte i = 1;
+	timeout;
+	do :: i <= PUTS -> assert(!ok[i] || recv[i]); i++ :: else -> break od
+}
+
+init {
+	atomic {
+		run Producer(true);
+#ifdef CRASH_CONSUMER
+		run Consumer(true);
+#else
+		run Consumer(false);
+#endif
+		run Shutdown();
+		run Final()
+	}
+}

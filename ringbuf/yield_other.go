@@ -1,7 +1,0 @@
-//go:build !linux
-
-package ringbuf
-
-import "runtime"
-
-func osYield() { runtime.Gosched() }

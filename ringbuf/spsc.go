@@ -25,7 +25,10 @@ package ringbuf
 // one only when the ring looks full (producer) or empty (consumer), so in
 // steady state the lines do not bounce. The consumer publishes head
 // lazily: when an eighth of the ring is consumed, when it has caught up
-// with the tail it knew, or when a producer is announced as waiting.
+// with the tail it knew, when a producer is announced as waiting, or
+// always when the same handle also produces. So a consumer that stops
+// taking messages (without closing its handle) may keep up to an eighth of
+// the ring from a producer of another handle until it takes the next one.
 //
 // A side held by a process that died is taken over by the next handle
 // that produces (or consumes): its role word names the holder's
@@ -70,7 +73,8 @@ type spscRing struct {
 	crole  *atomic.Uint32
 
 	// Producer-private (under the producer gate).
-	prod      bool   // this handle holds the producer side
+	prod      bool        // this handle holds the producer side
+	prodHere  atomic.Bool // prod, for the consumer side of the same handle
 	pub       uint64 // the tail we last published
 	ptail     uint64 // our tail: everything below is published or staged
 	roff      uint64 // offset of the reserved record's header
@@ -126,6 +130,7 @@ func (r *spscRing) takeProducer() error {
 	}
 	r.pub, r.ptail, r.headCache = t, t, h
 	r.prod = true
+	r.prodHere.Store(true)
 	return nil
 }
 
@@ -310,7 +315,9 @@ func (r *spscRing) release(force bool) bool {
 	if r.chead == r.headPub {
 		return false
 	}
-	if !force && r.chead-r.headPub < r.cap/8 && r.chead != r.tailCache {
+	// Lazily, unless this handle also produces: a goroutine that gets and
+	// then puts into a full ring would otherwise wait for itself.
+	if !force && r.chead-r.headPub < r.cap/8 && r.chead != r.tailCache && !r.prodHere.Load() {
 		return false
 	}
 	// Invariant: the consumer no longer reads below chead. This store lets
@@ -352,5 +359,6 @@ func (r *spscRing) detach() {
 	if r.prod {
 		r.dropRole(r.prole)
 		r.prod = false
+		r.prodHere.Store(false)
 	}
 }

@@ -17,5 +17,6 @@ func TestMain(m *testing.M) {
 		"cond-consumer":  roleCondConsumer,
 		"hold-lock":      roleHoldLock,
 		"stress":         roleStress,
+		"sleep-on":       roleSleepOn,
 	})
 }

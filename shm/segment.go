@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -430,12 +431,25 @@ func (s *Segment) Close() error {
 	defer s.closeMu.Unlock()
 	s.closed = true
 	if s.slot >= 0 {
-		// Clearing the pid tells readers of the table the slot is free; the
-		// OFD lock, dropped by the close below, is what proves it.
-		s.u32(s.slotOff(s.slot, slotPid)).Store(0)
+		s.clearPid()
 	}
 	err := s.mem.Unmap()
 	return errors.Join(err, s.f.Close())
+}
+
+// clearPid tells readers of the participant table that our slot is free;
+// the OFD lock, dropped when the file closes, is what proves it. A named
+// segment's file may have been truncated under us: a fault here is
+// ignored, so Close still releases the mapping and the file.
+func (s *Segment) clearPid() {
+	defer func(old bool) {
+		r := recover()
+		debug.SetPanicOnFault(old)
+		if _, fault := r.(interface{ Addr() uintptr }); r != nil && !fault {
+			panic(r)
+		}
+	}(debug.SetPanicOnFault(true))
+	s.u32(s.slotOff(s.slot, slotPid)).Store(0)
 }
 
 // Unlink removes the segment's name. Attached processes keep working; the

@@ -87,6 +87,7 @@ import (
 	"errors"
 	"math"
 	"math/bits"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -225,8 +226,25 @@ func (e *EventCount) notifySlow(n int) {
 // context, deadline or the closed flag again. The seq bump makes a
 // FUTEX_WAIT that has not started yet return at once.
 func (e *EventCount) interrupt() {
+	// It runs on a context's AfterFunc goroutine and in Close, outside
+	// any caller's fault guard: a peer that truncated a named segment
+	// must not crash us here (the sleeper's own futex call gets EFAULT).
+	defer ignoreFault(debug.SetPanicOnFault(true))
 	e.seq.Add(1)
 	wakeBitset(e.seq, All, e.bit)
+}
+
+// ignoreFault, deferred with the previous SetPanicOnFault setting, drops a
+// memory fault and lets any other panic go on.
+func ignoreFault(old bool) {
+	r := recover()
+	debug.SetPanicOnFault(old)
+	if r == nil {
+		return
+	}
+	if _, fault := r.(interface{ Addr() uintptr }); !fault {
+		panic(r)
+	}
 }
 
 // Interrupt makes this process's waiters re-check their state (for a

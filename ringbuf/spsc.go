@@ -75,9 +75,9 @@ type spscRing struct {
 	// Producer-private (under the producer gate).
 	prod      bool        // this handle holds the producer side
 	prodHere  atomic.Bool // prod, for the consumer side of the same handle
-	pub       uint64 // the tail we last published
-	ptail     uint64 // our tail: everything below is published or staged
-	roff      uint64 // offset of the reserved record's header
+	pub       uint64      // the tail we last published
+	ptail     uint64      // our tail: everything below is published or staged
+	roff      uint64      // offset of the reserved record's header
 	headCache uint64
 
 	// Consumer-private (under the consumer gate).

@@ -119,4 +119,3 @@ func awaitAnnounced(t *testing.T, ec *futex.EventCount) {
 	}
 	time.Sleep(10 * time.Millisecond) // from announcing to FUTEX_WAIT
 }
-

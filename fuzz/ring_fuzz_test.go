@@ -272,6 +272,7 @@ type opsRun struct {
 	puts, gets uint64 // the put and get counters (MPMC Stats derive them from the positions)
 	abandoned  uint64 // MPMC reservations given up
 	skipped    uint64 // MPMC skip records passed by a consumer
+	sealed     bool   // SPSC: shut down, and the queue's end settled (the seal)
 	bIn, bOut  uint64
 	fullEv     uint64
 	emptyEv    uint64
@@ -497,11 +498,13 @@ func (r *opsRun) front() *entry {
 // wantNothing checks the error of a get that found nothing readable (the
 // queue is empty or its next position is an outstanding reservation), and
 // counts the empty event. Blocking gets (ctx done or soon done) report it
-// as ctx's error. Shut down, SPSC is drained (a reservation will not be
-// published); MPMC waits for a reservation in front, which will.
+// as ctx's error. Shut down, SPSC is drained: the consumer seals the queue
+// at its head (a reservation outstanding will then not be published); MPMC
+// waits for a reservation in front, which will.
 func (r *opsRun) wantNothing(err error, blocking bool) {
 	if r.closed && (r.mode == ringbuf.SPSC || len(r.q) == 0) {
 		r.want(err, ringbuf.ErrClosed)
+		r.sealed = true // SPSC: the consumer sealed the queue at its head
 		return
 	}
 	r.emptyEv++
@@ -682,12 +685,24 @@ func (r *opsRun) withReserve(h *qhandle, n int, end ending, variant byte) {
 	case end.commit < 0 || end.commit > n:
 		r.want(err, ringbuf.ErrInvalid)
 		r.abandon(resv)
-	case r.mode == ringbuf.SPSC && r.closed:
-		// Shut down during the callback: the publishing CAS fails on the
-		// closed bit, and nothing goes out, the staged padding neither.
+	case r.mode == ringbuf.SPSC && r.closed && r.sealed:
+		// Shut down during the callback, and a consumer has since sealed
+		// the queue at its head: nothing goes out, the staged padding
+		// neither.
 		r.want(err, ringbuf.ErrClosed)
 		r.dropLast(resv)
 		r.tail = r.pub
+	case r.mode == ringbuf.SPSC && r.closed:
+		// Shut down during the callback, not sealed yet: the producer seals
+		// after its record, which is delivered.
+		r.sealed = true
+		if err != nil {
+			r.failf("WithReserve(%d) publishing %d across Shutdown, unsealed: %v", n, end.commit, err)
+		}
+		resv.data, resv.pending = msg[:end.commit], false
+		resv.end = resv.start + recSize(end.commit)
+		r.tail = resv.end
+		r.published(resv)
 	default:
 		if err != nil {
 			r.failf("WithReserve(%d) publishing %d: %v", n, end.commit, err)

@@ -18,6 +18,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -157,6 +158,14 @@ var benchTransports = []struct {
 	{"spsc-zerocopy", func(tb testing.TB, size int, duplex bool) (benchLink, []*os.File) {
 		return setupQueue(tb, Options{Mode: SPSC, Capacity: ringFor(size), MaxMessage: size}, duplex, true)
 	}},
+	// Named queues: their calls catch memory faults (the file may be
+	// truncated); "-unguarded" turns that off, to measure what it costs.
+	{"spsc-named", func(tb testing.TB, size int, duplex bool) (benchLink, []*os.File) {
+		return setupNamedQueue(tb, Options{Mode: SPSC, Capacity: ringFor(size), MaxMessage: size}, duplex, true)
+	}},
+	{"spsc-named-unguarded", func(tb testing.TB, size int, duplex bool) (benchLink, []*os.File) {
+		return setupNamedQueue(tb, Options{Mode: SPSC, Capacity: ringFor(size), MaxMessage: size}, duplex, false)
+	}},
 	{"mpmc", func(tb testing.TB, size int, duplex bool) (benchLink, []*os.File) {
 		return setupQueue(tb, Options{Mode: MPMC, Capacity: ringFor(size), MaxMessage: size}, duplex, false)
 	}},
@@ -204,8 +213,50 @@ func setupQueue(tb testing.TB, o Options, duplex, zc bool) (benchLink, []*os.Fil
 	return l, files
 }
 
-// childLink opens the child's end: it receives on file 0 and, for a
-// duplex link, sends on file 1.
+// namedLink is a queueLink over named queues; the child opens them by the
+// names in BENCH_QUEUES.
+type namedLink struct {
+	queueLink
+	names string
+}
+
+func setupNamedQueue(tb testing.TB, o Options, duplex, guard bool) (benchLink, []*os.File) {
+	name := testutil.Name(tb)
+	open := func(suffix string) *Queue {
+		q, err := Create(name+suffix, o)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { Unlink(name + suffix) })
+		q.guarded = guard
+		return q
+	}
+	l := namedLink{queueLink: queueLink{out: open("-ab")}, names: name + "-ab"}
+	if duplex {
+		l.in = open("-ba")
+		l.names += "," + name + "-ba"
+	}
+	return l, nil
+}
+
+func asQueueLink(l benchLink) (queueLink, bool) {
+	if nl, ok := l.(namedLink); ok {
+		return nl.queueLink, true
+	}
+	ql, ok := l.(queueLink)
+	return ql, ok
+}
+
+// linkEnv passes what the child needs beyond files.
+func linkEnv(l benchLink) []testutil.Option {
+	if nl, ok := l.(namedLink); ok {
+		return []testutil.Option{testutil.Env("BENCH_QUEUES", nl.names)}
+	}
+	return nil
+}
+
+// childLink opens the child's end: it receives on file 0 (or the first
+// named queue) and, for a duplex link, sends on file 1 (or the second).
 func childLink() (benchLink, error) {
 	kind := os.Getenv("BENCH_TRANSPORT")
 	size, _ := strconv.Atoi(os.Getenv("BENCH_SIZE"))
@@ -214,6 +265,22 @@ func childLink() (benchLink, error) {
 		l := newPipeLink(nil, testutil.InheritedFile(0), size)
 		if duplex {
 			l.w = testutil.InheritedFile(1)
+		}
+		return l, nil
+	}
+	if strings.HasPrefix(kind, "spsc-named") {
+		names := strings.Split(os.Getenv("BENCH_QUEUES"), ",")
+		in, err := Open(names[0])
+		if err != nil {
+			return nil, err
+		}
+		in.guarded = kind == "spsc-named"
+		l := queueLink{in: in}
+		if duplex {
+			if l.out, err = Open(names[1]); err != nil {
+				return nil, err
+			}
+			l.out.guarded = in.guarded
 		}
 		return l, nil
 	}
@@ -293,7 +360,7 @@ func init() {
 	}
 }
 
-func spawnBench(b *testing.B, role, transport string, size int, duplex, poll bool, files []*os.File) *testutil.Child {
+func spawnBench(b *testing.B, role, transport string, size int, duplex, poll bool, files []*os.File, extra ...testutil.Option) *testutil.Child {
 	env := []testutil.Option{
 		testutil.Files(files...),
 		testutil.Env("BENCH_TRANSPORT", transport),
@@ -305,6 +372,7 @@ func spawnBench(b *testing.B, role, transport string, size int, duplex, poll boo
 	if poll {
 		env = append(env, testutil.Env("BENCH_POLL", "1"))
 	}
+	env = append(env, extra...)
 	c := testutil.Spawn(b, role, env...)
 	for _, f := range files {
 		f.Close()
@@ -323,7 +391,7 @@ func BenchmarkStream(b *testing.B) {
 				ctx := context.Background()
 				l, files := tr.setup(b, size, false)
 				defer l.close()
-				c := spawnBench(b, "bench-sink", tr.name, size, false, false, files)
+				c := spawnBench(b, "bench-sink", tr.name, size, false, false, files, linkEnv(l)...)
 				msg := make([]byte, size)
 				for i := range msg {
 					msg[i] = byte(i)
@@ -345,6 +413,15 @@ func BenchmarkStream(b *testing.B) {
 				if err := c.Wait(ctx); err != nil {
 					b.Fatal(err)
 				}
+				// How the wait went: kernel sleeps, FUTEX_WAKE calls and empty or
+				// full looks per message, summed over both processes.
+				if ql, ok := asQueueLink(l); ok {
+					st := ql.out.Stats()
+					b.ReportMetric(float64(st.Sleeps)/float64(b.N), "sleeps/op")
+					b.ReportMetric(float64(st.Wakeups)/float64(b.N), "wakes/op")
+					b.ReportMetric(float64(st.EmptyEvents)/float64(b.N), "empty/op")
+					b.ReportMetric(float64(st.FullEvents)/float64(b.N), "full/op")
+				}
 			})
 		}
 	}
@@ -365,10 +442,10 @@ func BenchmarkRoundTrip(b *testing.B) {
 				l, files := tr.setup(b, size, true)
 				defer l.close()
 				poll := mode == "poll"
-				if ql, ok := l.(queueLink); ok && poll {
+				if ql, ok := asQueueLink(l); ok && poll {
 					ql.in.SetBusyPoll(true)
 				}
-				c := spawnBench(b, "bench-echo", tr.name, size, true, poll, files)
+				c := spawnBench(b, "bench-echo", tr.name, size, true, poll, files, linkEnv(l)...)
 				msg := make([]byte, size)
 				buf := make([]byte, size)
 				lat := make([]time.Duration, b.N)

@@ -19,6 +19,9 @@ const (
 	cMaxMsg   = 4  // uint32
 	cCapacity = 8  // uint64: SPSC bytes, or MPMC slots
 	cSlotSize = 16 // uint32: MPMC slot size in bytes (0 for SPSC)
+	// The closed flag shares the read-mostly config line: every SPSC put
+	// reads it, and it is written once, by Shutdown (spsc.go).
+	cClosed = 64 // uint32: 1 once shut down
 
 	// Producer line: the tail (SPSC byte position / MPMC enqueue position,
 	// with closedBit), written by producers and by Shutdown.
@@ -34,6 +37,7 @@ const (
 	cDeadCons   = 3*line + 16 // uint64: MPMC messages lost with dead consumers
 	cAbandoned  = 3*line + 24 // uint64: MPMC reservations given up (skip records)
 	cSkipped    = 3*line + 32 // uint64: MPMC skip records consumers passed
+	cSeal       = 3*line + 40 // uint64: SPSC final position + 1, once sealed
 	// Event counts (internal/futex) start here, each on lines of its own:
 	// consumers sleep on notEmpty, producers on notFull, joiners on join.
 	cEvents = 4 * line
@@ -42,10 +46,11 @@ const (
 	statsLine = line
 )
 
-// closedBit in the tail word marks the queue shut down. Setting it makes
-// every later publish (SPSC: the tail CAS) or claim (MPMC: the tail CAS)
-// fail, so a Put that succeeded did so before the shutdown, and consumers
-// that see the bit know the tail is final.
+// closedBit in the tail word marks the queue shut down. MPMC: it makes
+// every later claim (the tail CAS) fail, so a claimed position is
+// published and delivered, and consumers that see the bit know the tail is
+// final. SPSC: a publish that finds it settles the queue's end by the seal
+// word (spsc.go).
 const closedBit = 1 << 63
 
 // Event counts of the control block.

@@ -225,6 +225,28 @@ func (r *mpmcRing) commit(n int) error {
 
 func (r *mpmcRing) stage(n int) { r.publish(r.rpos, n, recData) }
 
+func (r *mpmcRing) put(msg []byte) error {
+	room, err := r.reserve(len(msg))
+	if err != nil {
+		return err
+	}
+	copy(room, msg)
+	r.publish(r.rpos, len(msg), recData)
+	return nil
+}
+
+func (r *mpmcRing) getInto(buf []byte) (int, error) {
+	msg, err := r.next(len(buf))
+	if err != nil {
+		return 0, err
+	}
+	copy(buf, msg)
+	r.free(r.gpos)
+	return len(msg), nil
+}
+
+func (r *mpmcRing) shared() bool { return true }
+
 func (r *mpmcRing) flush() error { return nil }
 
 // abandon publishes the claimed position as a record consumers skip.

@@ -1,7 +1,9 @@
 package ringbuf
 
 // Cross-process correctness tests, and the harness ("xp") that
-// crash_test.go and stress_test.go share.
+// crash_test.go and stress_test.go share. One file over 500 lines: the
+// message format, the results segment and the two sides of the harness
+// are read together.
 //
 // Every test runs producers and consumers in real processes (children of
 // the test binary, see internal/testutil). A message carries a header of

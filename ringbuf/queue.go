@@ -31,9 +31,12 @@ type Queue struct {
 	cons    side
 	guarded bool // named segment: memory faults become ErrCorrupt
 
+	shared bool // several handles take (and put): chain wakeups (see chain)
+
 	closed atomic.Bool
-	done   chan struct{} // closed by Close: calls waiting for a side leave
-	broken atomic.Pointer[error]
+	broken atomic.Bool
+	stop   atomic.Pointer[error] // why calls fail from now on: ErrClosed, or the corruption
+	done   chan struct{}         // closed by Close: calls waiting for a side leave
 }
 
 // side is one direction of a handle: its turn-taking and its spin policy.
@@ -103,6 +106,7 @@ func newQueue(seg *shm.Segment, o Options, h *hooks) (*Queue, error) {
 		return nil, err
 	}
 	q := &Queue{c: c, r: c.newRing(h), guarded: seg.Name() != "", done: make(chan struct{})}
+	q.shared = q.r.shared()
 	q.SetSpin(o.Spin)
 	q.SetBusyPoll(o.BusyPoll)
 	return q, nil
@@ -127,8 +131,10 @@ func (q *Queue) SetSpin(d time.Duration) {
 // holds it (until ctx ends or the handle closes) and refuses a closed or
 // broken handle.
 func (q *Queue) enter(ctx context.Context, s *side) error {
-	if q.closed.Load() {
-		return ErrClosed // before the gate, which Close keeps
+	// Before the gate, which Close keeps. A call that got past this check
+	// finishes before Close unmaps: Close waits for the gates.
+	if e := q.stop.Load(); e != nil {
+		return *e
 	}
 	if !s.gate.TryEnter() {
 		if err := s.gate.Enter(ctx, q.done); err != nil {
@@ -138,22 +144,17 @@ func (q *Queue) enter(ctx context.Context, s *side) error {
 			return err
 		}
 	}
-	if q.closed.Load() {
-		s.gate.Leave()
-		return ErrClosed
-	}
-	if b := q.broken.Load(); b != nil {
-		s.gate.Leave()
-		return *b
-	}
 	return nil
 }
+
+var errClosed = ErrClosed // stop's value after Close
 
 // fail marks the handle broken by err (corruption), for this call and all
 // later ones.
 func (q *Queue) fail(err error) error {
-	q.broken.CompareAndSwap(nil, &err)
-	return *q.broken.Load()
+	q.broken.Store(true)
+	q.stop.CompareAndSwap(nil, &err)
+	return *q.stop.Load()
 }
 
 // ringErr passes a ring's error on, breaking the handle on corruption.
@@ -262,6 +263,9 @@ func (q *Queue) notify(ec *futex.EventCount, k int) {
 // remain, sleepers keep being woken. Producers do the same for room. The
 // cost when nobody sleeps is one load of a line this side owns.
 func (q *Queue) chain(producer bool) {
+	if !q.shared {
+		return // one taker per side: nobody to pass a wakeup to
+	}
 	ec := q.c.notEmpty
 	if producer {
 		ec = q.c.notFull
@@ -309,6 +313,7 @@ func (q *Queue) Close() error {
 	if !q.closed.CompareAndSwap(false, true) {
 		return ErrClosed
 	}
+	q.stop.Store(&errClosed)
 	close(q.done)
 	q.c.notEmpty.Close()
 	q.c.notFull.Close()
@@ -317,7 +322,7 @@ func (q *Queue) Close() error {
 	// touches the ring, and sleeps without it.
 	q.prod.gate.Enter(context.Background(), nil)
 	q.cons.gate.Enter(context.Background(), nil)
-	if q.broken.Load() == nil {
+	if !q.broken.Load() {
 		q.detachRing()
 	}
 	return q.c.seg.Close()

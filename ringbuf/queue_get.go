@@ -56,23 +56,20 @@ func (q *Queue) getOnce(ctx context.Context, buf []byte, alloc bool) (out []byte
 	if q.guarded {
 		defer q.catch(&err, setPanicOnFault())
 	}
-	limit := len(buf)
 	if alloc {
-		limit = -1
+		var msg []byte
+		if msg, err = q.r.next(-1); err == nil {
+			out = make([]byte, len(msg))
+			n = copy(out, msg)
+			q.r.consume()
+		}
+	} else {
+		n, err = q.r.getInto(buf)
 	}
-	msg, err := q.r.next(limit)
 	if err != nil {
 		key, retry, err = q.empty(err)
 		return nil, 0, key, retry, err
 	}
-	if alloc {
-		out = make([]byte, len(msg))
-		copy(out, msg)
-	} else {
-		copy(buf, msg)
-	}
-	n = len(msg)
-	q.r.consume()
 	q.consumed(1, n)
 	return out, n, 0, 0, nil
 }

@@ -43,13 +43,8 @@ func (q *Queue) putOnce(ctx context.Context, msg []byte) (key uint64, retry time
 	if q.guarded {
 		defer q.catch(&err, setPanicOnFault())
 	}
-	buf, err := q.r.reserve(len(msg))
-	if err != nil {
+	if err = q.r.put(msg); err != nil {
 		return q.full(err)
-	}
-	copy(buf, msg)
-	if err = q.r.commit(len(msg)); err != nil {
-		return 0, 0, q.ringErr(err)
 	}
 	q.published(1, len(msg))
 	return 0, 0, nil

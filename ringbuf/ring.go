@@ -26,6 +26,10 @@ type ring interface {
 	flush() error
 	// abandon gives up the reservation.
 	abandon()
+	// put is reserve, copy and commit in one call (the copy path's one
+	// dynamic call per message); getInto is next, copy and consume.
+	put(msg []byte) error
+	getInto(buf []byte) (int, error)
 	// next returns the next message in place (ErrEmpty; ErrClosed once the
 	// queue is shut down and drained; ErrShortBuffer if limit >= 0 and the
 	// message is longer, leaving it queued). consume finishes with it.
@@ -44,6 +48,10 @@ type ring interface {
 	// costs at most a spurious wakeup.
 	waitKey(producer bool) (key uint64, retry time.Duration)
 	ready(producer bool, n int, key uint64) bool
+
+	// shared reports whether several handles may take from (or put into)
+	// the ring at once, so that a taker must pass wakeups on (Queue.chain).
+	shared() bool
 
 	shutdown()
 	isShutdown() bool

@@ -8,25 +8,31 @@
  * spin: MUTANT -DPUBLISH_EARLY
  * spin: MUTANT -DROOM_OFF_BY_ONE
  * spin: MUTANT -DRELEASE_EARLY
- * spin: MUTANT -DSTORE_PUBLISH
+ * spin: MUTANT -DNO_SEAL
+ * spin: MUTANT -DSEAL_ON_BIT_ONLY
+ * spin: MUTANT -DSEAL_FIRST_IS_LOST
  *
  * The ring has CAP cells; a record takes one or two cells and never wraps
  * (a padding cell fills the end first). Positions only grow; cell = pos %
- * CAP. tail carries the shutdown bit (CLOSED). Ghost state checks:
+ * CAP. Shutdown sets the closed flag, then the shutdown bit (CLOSED) in
+ * tail; the producer publishes with a swap, and the queue's end is settled
+ * by a CAS on the seal word (see spsc.go). Ghost state checks:
  *   - no overwrite of unread data: a producer never writes a cell that
  *     holds a published record the consumer has not released (unread);
  *   - no torn or stale read: the consumer reads each record twice (its
  *     header, then its payload, as the copy does) and finds what was put,
  *     in order;
- *   - nil means delivered: every put whose publish succeeded is received
- *     before the consumer sees the queue shut down and drained;
+ *   - nil means delivered: every put that returned nil is received before
+ *     the consumer sees the queue shut down and drained, and none that
+ *     returned ErrClosed is ever received;
  *   - progress: no process is left blocked (invalid end state).
  *
  * Go lines a step stands for (spsc.go):
  *   room check, head reload     spscRing.reserve
  *   write cells                 reserve (padding), stage (header), the copy
- *   publish: CAS tail           spscRing.flush
- *   shutdown: tail |= CLOSED    spscRing.shutdown
+ *   publish: swap tail; seal    spscRing.flush
+ *   shutdown: flag, tail |= CLOSED  spscRing.shutdown
+ *   seal when drained           spscRing.next
  *   load tail, read, consume    spscRing.next, consume
  *   publish head (lazily)       spscRing.release
  *   takeover                    takeProducer / takeConsumer
@@ -41,8 +47,13 @@
  *
  * Mutants: PUBLISH_EARLY (tail published before the record is written),
  * ROOM_OFF_BY_ONE (a record one cell too long is taken to fit),
- * RELEASE_EARLY (head published before the record is read), STORE_PUBLISH
- * (tail published by a plain store, which can overwrite the shutdown).
+ * RELEASE_EARLY (head published before the record is read), NO_SEAL (a
+ * publish whose swap found the shutdown reports success without settling
+ * the end with the consumer), SEAL_FIRST_IS_LOST (a publish that lost the
+ * seal to a consumer reports ErrClosed even when that consumer read its
+ * record in the moment the swap had cleared the bit), SEAL_ON_BIT_ONLY (a consumer that sealed
+ * heeds the seal only while tail shows the shutdown bit, which a racing
+ * publish clears for a moment).
  */
 
 #define CAP 4
@@ -60,6 +71,8 @@ bool ok[PUTS + 2];    /* ghost: the put of id returned nil */
 byte got;             /* ghost: last id received, in order */
 bool recv[PUTS + 2];  /* ghost: id was received */
 byte relGot;          /* ghost: last id received before the last head publication */
+byte seal;            /* final position + 1, once sealed */
+bool closed;          /* the closed flag (config line) */
 
 inline write_cell(c, v, n) {
 	assert(!unread[c]);   /* never over unread data */
@@ -67,30 +80,46 @@ inline write_cell(c, v, n) {
 	size[c] = n
 }
 
-/* publish: CAS tail pub → pos, failing once shut down (spscRing.flush). */
+/* Marks the cells of the record being published unread. */
+inline mark_unread() {
+	unread[off] = true;
+	if :: need == 2 -> unread[off + 1] = true :: else -> skip fi;
+	if :: pad > 0 -> unread[poff] = true :: else -> skip fi
+}
+
+/* publish: swap tail; if the swap found the shutdown bit, put it back and
+ * settle by the seal (spscRing.flush). */
 inline publish(pos) {
-	atomic {
-#ifdef STORE_PUBLISH
-		if :: true ->
+	atomic { old = tail; tail = pos; mark_unread() };
+	if
+	:: old == pub -> atomic { ok[id] = true; pub = pos }
+	:: old == (pub | CLOSED) ->
+#ifdef NO_SEAL
+		atomic { ok[id] = true; pub = pos }
 #else
-		if :: tail == pub ->
+		atomic { tail = tail | CLOSED };
+		atomic {
+			if
+			:: seal == 0 -> seal = pos + 1; ok[id] = true; pub = pos   /* delivered */
+#ifdef SEAL_FIRST_IS_LOST
+			:: else -> skip                                            /* ErrClosed */
+#else
+			/* a consumer sealed first: at or after our record if it read
+			 * it while the swap had cleared the bit */
+			:: seal != 0 && seal - 1 >= pos -> ok[id] = true; pub = pos   /* delivered */
+			:: seal != 0 && seal - 1 < pos -> skip                       /* ErrClosed */
 #endif
-			tail = pos;
-			pub = pos;
-			ok[id] = true;
-			unread[off] = true;
-			if :: need == 2 -> unread[off + 1] = true :: else -> skip fi;
-			if :: pad > 0 -> unread[poff] = true :: else -> skip fi
-		:: else ->
-			assert(tail & CLOSED)   /* only a shutdown changes our tail */
-		fi
-	}
+			fi
+		}
+#endif
+	:: else -> assert(false)   /* only a shutdown changes our tail */
+	fi
 }
 
 /* A producer incarnation: puts the next ids until PUTS were tried. The
  * first one is killed at a point spin chooses. */
 proctype Producer(bool mayDie) {
-	byte pub, ptail, hc, off, poff, need, pad, id;
+	byte pub, ptail, hc, off, poff, need, pad, id, old;
 	/* take the side: pick up the published tail */
 	pub = tail & ~CLOSED;
 	ptail = pub;
@@ -100,7 +129,7 @@ proctype Producer(bool mayDie) {
 	:: atomic { nextId <= PUTS -> id = nextId; nextId++ };
 		if :: need = 1 :: need = 2 fi;
 		do
-		:: tail & CLOSED -> goto refused
+		:: closed -> goto refused   /* the flag on the config line */
 		:: else ->
 			off = ptail % CAP;
 			pad = 0;
@@ -108,9 +137,9 @@ proctype Producer(bool mayDie) {
 			/* room against the cached head, reloaded when it looks full */
 			if :: ptail + pad + need - hc > CAP -> hc = head :: else -> skip fi;
 #ifdef ROOM_OFF_BY_ONE
-			if :: ptail + pad + need - hc > CAP + 1 -> (head != hc || tail & CLOSED)
+			if :: ptail + pad + need - hc > CAP + 1 -> (head != hc || closed)
 #else
-			if :: ptail + pad + need - hc > CAP -> (head != hc || tail & CLOSED)
+			if :: ptail + pad + need - hc > CAP -> (head != hc || closed)
 #endif
 			   :: else -> break
 			fi
@@ -138,24 +167,52 @@ out:	skip
 
 /* A consumer incarnation: receives until shut down and drained. */
 proctype Consumer(bool mayDie) {
-	byte h, hp, tc, t, id, n, c, k, last;
+	byte h, hp, tc, t, id, n, c, k, last, sl;
+	bool sealSeen, again = true;
 	h = head;
 	hp = h;
 	last = relGot;
+	sealSeen = (seal != 0);
 	do
 	:: t = tail;
 		tc = t & ~CLOSED;
+		/* the seal, once set, is the end; read only when tail has the
+		 * shutdown bit, or once this consumer knows of a seal */
+		sl = 0;
+#ifdef SEAL_ON_BIT_ONLY
+		if :: t & CLOSED -> sl = seal :: else -> skip fi;
+#else
+		if :: (t & CLOSED) || sealSeen -> sl = seal :: else -> skip fi;
+#endif
+		if
+		:: sl != 0 ->
+			/* a seal beyond the tail loaded: a producer published and
+			 * sealed since; its swap came first, so reload */
+			if :: sl - 1 > tc -> tc = tail & ~CLOSED :: else -> skip fi;
+			assert(sl - 1 <= tc);
+			tc = sl - 1;
+			sealSeen = true
+		:: else -> skip
+		fi;
 		if
 		:: h == tc ->
 			/* caught up: publish the head before waiting */
 			if :: hp != h -> head = h; hp = h; relGot = last :: else -> skip fi;
 			if
-			:: t & CLOSED ->
-				/* drained: every put that returned nil was received */
-				c = 1;
-				do :: c <= PUTS -> assert(!ok[c] || c <= last); c++ :: else -> break od;
-				break
-			:: else -> (tail != t)   /* wait for a publish or the shutdown */
+			:: sl == 0 && !(t & CLOSED) -> (tail != t)   /* wait for a publish or the shutdown */
+			:: else ->
+				/* shut down: seal here, unless a producer sealed further */
+				atomic { if :: seal == 0 -> seal = h + 1; sl = h + 1 :: else -> skip fi };
+				if
+				:: sl == h + 1 || seal == h + 1 ->
+					sealSeen = true;
+					/* drained: every put that returned nil was received */
+					c = 1;
+					do :: c <= PUTS -> assert(!ok[c] || c <= last); c++ :: else -> break od;
+					/* a caller may Get again after ErrClosed: once more */
+					if :: again -> again = false :: true -> break fi
+				:: else -> sealSeen = true   /* a producer sealed after a record: read on */
+				fi
 			fi
 		:: h != tc ->
 			c = h % CAP;
@@ -202,14 +259,16 @@ out:	skip
 }
 
 proctype Shutdown() {
+	closed = true;
 	atomic { tail = tail | CLOSED }
 }
 
-/* Once nothing can move: every put that returned nil was received. */
+/* Once nothing can move: a message was received exactly when its put
+ * returned nil. */
 proctype Final() {
 	byte i = 1;
 	timeout;
-	do :: i <= PUTS -> assert(!ok[i] || recv[i]); i++ :: else -> break od
+	do :: i <= PUTS -> assert(ok[i] == recv[i]); i++ :: else -> break od
 }
 
 init {

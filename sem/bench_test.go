@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/shmkit/shmkit/internal/testutil"
 	"github.com/shmkit/shmkit/sem"
 	"github.com/shmkit/shmkit/shm"
 )
@@ -76,4 +77,43 @@ func BenchmarkContended(b *testing.B) {
 			}
 		})
 	})
+}
+
+// BenchmarkDeadSleepers: a Semaphore hand-off (one goroutine releases, a
+// goroutine of another attachment acquires) before and after a process
+// was SIGKILLed asleep in Acquire on the same Semaphore, in one run.
+// "after" should match "before": the dead sleeper's announcement is
+// reclaimed by the first wakeup that finds nobody (on main, every Release
+// then made a FUTEX_WAKE).
+func BenchmarkDeadSleepers(b *testing.B) {
+	seg, name := newSeg(b)
+	s := must(sem.NewSemaphore(seg, "x", 0, 0))
+	other := must(shm.Open(name)) // a second participant, as another process would be
+	defer other.Close()
+	t := must(sem.LookupSemaphore(other, "x"))
+	ctx := context.Background()
+	handOff := func(b *testing.B) {
+		b.ReportAllocs()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for i := 0; i < b.N; i++ {
+				if err := t.Acquire(ctx); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+		for i := 0; i < b.N; i++ {
+			s.Release()
+		}
+		<-done
+	}
+	b.Run("before", handOff)
+	child := testutil.Spawn(b, "sleep-on", testutil.Env("SEG", name), testutil.Env("KIND", "semaphore"))
+	awaitAnnounced(b, sem.EventCountOf(s))
+	if err := child.Kill(); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("after", handOff)
 }

@@ -108,7 +108,7 @@ func TestDeadSleeperReclaimed(t *testing.T) {
 	}
 }
 
-func awaitAnnounced(t *testing.T, ec *futex.EventCount) {
+func awaitAnnounced(t testing.TB, ec *futex.EventCount) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for !ec.Waiting() {

@@ -61,8 +61,11 @@
 //   - Never store Go pointers (or strings, slices, maps) in a segment:
 //     another process cannot follow them. Array rejects such types.
 //   - A named segment's file can still be truncated by a process of the
-//     same user, which would make the others fault; anonymous segments are
-//     sealed against that.
+//     same user. ringbuf's calls on a named queue turn the fault that
+//     follows into ErrCorrupt; sem objects, Value and Array on a named
+//     segment do not, and their process dies of SIGBUS. Anonymous segments
+//     are sealed against truncation: put objects there when peers are not
+//     trusted to leave the file alone.
 //   - Closing a Segment unmaps it: objects taken from it must not be used
 //     afterwards.
 package shm

@@ -2,6 +2,10 @@
 
 package shm
 
+// Tests of a segment's life: create, open, objects, participants, close.
+// One file over 500 lines: one test per documented behaviour of segment.go
+// and objects.go, in their order.
+
 import (
 	"bytes"
 	"errors"

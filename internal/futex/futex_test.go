@@ -402,8 +402,8 @@ func TestSpinnerAdapts(t *testing.T) {
 		t.Fatalf("budget ceiling = %v", b)
 	}
 	var zero Spinner
-	if zero.bound() != DefaultSpin {
-		t.Fatalf("zero Spinner bound %v, want DefaultSpin", zero.bound())
+	if zero.Bound() != DefaultSpin {
+		t.Fatalf("zero Spinner bound %v, want DefaultSpin", zero.Bound())
 	}
 	if NewSpinner(-1).spin(time.Now(), func() bool { return false }) {
 		t.Fatal("a negative bound spun")

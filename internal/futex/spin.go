@@ -33,7 +33,7 @@ type Spinner struct {
 	poll   atomic.Bool
 }
 
-// NewSpinner returns a spinner bounded by max (0: DefaultSpin; negative:
+// NewSpinner returns a spinner bounded by bound (0: DefaultSpin; negative:
 // never spin).
 func NewSpinner(bound time.Duration) *Spinner {
 	s := new(Spinner)
@@ -53,7 +53,8 @@ func (s *Spinner) SetPoll(on bool) { s.poll.Store(on) }
 // Polling reports whether poll mode is on.
 func (s *Spinner) Polling() bool { return s != nil && s.poll.Load() }
 
-func (s *Spinner) bound() time.Duration {
+// Bound returns the spin bound in use (DefaultSpin for 0).
+func (s *Spinner) Bound() time.Duration {
 	if m := time.Duration(s.max.Load()); m != 0 {
 		return m
 	}
@@ -65,7 +66,7 @@ func (s *Spinner) spin(start time.Time, ready func() bool) bool {
 	if s == nil {
 		return ready()
 	}
-	limit := s.bound()
+	limit := s.Bound()
 	if limit <= 0 || runtime.GOMAXPROCS(0) < 2 || runtime.NumCPU() < 2 {
 		return ready()
 	}
@@ -93,7 +94,7 @@ func (s *Spinner) learn(d time.Duration) {
 	if s == nil {
 		return
 	}
-	limit := s.bound()
+	limit := s.Bound()
 	if limit <= 0 {
 		return
 	}

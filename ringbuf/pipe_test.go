@@ -1,5 +1,10 @@
 package ringbuf
 
+// Pipe tests in one process: messages, polling, the stream copy, deadlines,
+// close and half-close, an absent peer, allocations. Just over 500 lines:
+// each test is one behaviour of pipe.go or pipe_io.go, and they share the
+// pair helpers at the top.
+
 import (
 	"bytes"
 	"context"

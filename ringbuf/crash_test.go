@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shmkit/shmkit/internal/futex"
 	"github.com/shmkit/shmkit/internal/testutil"
 )
 
@@ -440,19 +439,6 @@ func TestCrashLostClaimRaceDoesNotHideDeadConsumer(t *testing.T) {
 	}
 }
 
-// crashAwaitSleeper waits until someone announced itself asleep on ec.
-func crashAwaitSleeper(t *testing.T, ec *futex.EventCount) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !ec.Waiting() {
-		if time.Now().After(deadline) {
-			t.Fatal("nobody went to sleep")
-		}
-		time.Sleep(time.Millisecond)
-	}
-	time.Sleep(20 * time.Millisecond) // from announcing to FUTEX_WAIT
-}
-
 // TestCrashSleepingConsumerRecoversDeadProducer: a consumer asleep on an
 // empty queue when a producer claims a position and dies must still pad
 // the position over once woken (here by a later message), not go back to
@@ -476,7 +462,7 @@ func TestCrashSleepingConsumerRecoversDeadProducer(t *testing.T) {
 		m, err := consumer.Get(ctx)
 		got <- result{m, err}
 	}()
-	crashAwaitSleeper(t, r.q.c.notEmpty)
+	testutil.AwaitSleeper(t, r.q.c.notEmpty.Waiting)
 	victim := r.producer(0, "put", crashVictimLimit, testutil.Env(xpEnvHang, "0"), testutil.Env(xpEnvHangHow, "kill"))
 	r.await(victim, "claimed")
 	if err := victim.Kill(); err != nil {
@@ -526,7 +512,7 @@ func TestCrashSleepingProducerRecoversDeadConsumer(t *testing.T) {
 		xpFill(m, 0, uint64(r.q.Cap()))
 		put <- producer.Put(ctx, m)
 	}()
-	crashAwaitSleeper(t, r.q.c.notFull)
+	testutil.AwaitSleeper(t, r.q.c.notFull.Waiting)
 	// The victim takes message 0, whose slot the producer waits for, and
 	// dies holding it.
 	victim := r.consumer(0, "get", testutil.Env(xpEnvHang, "0"), testutil.Env(xpEnvHangHow, "kill"))

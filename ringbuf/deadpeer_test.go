@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shmkit/shmkit/internal/futex"
 	"github.com/shmkit/shmkit/internal/testutil"
 	"github.com/shmkit/shmkit/shm"
 )
@@ -73,19 +72,6 @@ func errString(err error) string {
 	return err.Error()
 }
 
-// awaitAnnounced waits until someone announced a sleeper on ec.
-func awaitAnnounced(t *testing.T, ec *futex.EventCount) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !ec.Waiting() {
-		if time.Now().After(deadline) {
-			t.Fatal("nobody went to sleep")
-		}
-		time.Sleep(time.Millisecond)
-	}
-	time.Sleep(10 * time.Millisecond) // from announcing to FUTEX_WAIT
-}
-
 // TestDeadSleeperReclaimed: after a consumer (or producer) is SIGKILLed
 // asleep, a stream between the survivors makes at most one FUTEX_WAKE (the
 // one that finds nobody and reclaims the dead one's announcement), where
@@ -107,7 +93,7 @@ func TestDeadSleeperReclaimed(t *testing.T) {
 				if side == "put" {
 					ec = q.c.notFull
 				}
-				awaitAnnounced(t, ec)
+				testutil.AwaitSleeper(t, ec.Waiting)
 				if err := c.Kill(); err != nil {
 					t.Fatal(err)
 				}

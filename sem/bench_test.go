@@ -111,7 +111,7 @@ func BenchmarkDeadSleepers(b *testing.B) {
 	}
 	b.Run("before", handOff)
 	child := testutil.Spawn(b, "sleep-on", testutil.Env("SEG", name), testutil.Env("KIND", "semaphore"))
-	awaitAnnounced(b, sem.EventCountOf(s))
+	testutil.AwaitSleeper(b, sem.EventCountOf(s).Waiting)
 	if err := child.Kill(); err != nil {
 		b.Fatal(err)
 	}

@@ -4,9 +4,7 @@ import (
 	"context"
 	"os"
 	"testing"
-	"time"
 
-	"github.com/shmkit/shmkit/internal/futex"
 	"github.com/shmkit/shmkit/internal/testutil"
 	"github.com/shmkit/shmkit/sem"
 )
@@ -87,7 +85,7 @@ func TestDeadSleeperReclaimed(t *testing.T) {
 			}
 			ec := sem.EventCountOf(obj)
 			child := testutil.Spawn(t, "sleep-on", testutil.Env("SEG", name), testutil.Env("KIND", kind))
-			awaitAnnounced(t, ec)
+			testutil.AwaitSleeper(t, ec.Waiting)
 			if err := child.Kill(); err != nil {
 				t.Fatal(err)
 			}
@@ -106,16 +104,4 @@ func TestDeadSleeperReclaimed(t *testing.T) {
 			}
 		})
 	}
-}
-
-func awaitAnnounced(t testing.TB, ec *futex.EventCount) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !ec.Waiting() {
-		if time.Now().After(deadline) {
-			t.Fatal("nobody went to sleep")
-		}
-		time.Sleep(time.Millisecond)
-	}
-	time.Sleep(10 * time.Millisecond) // from announcing to FUTEX_WAIT
 }

@@ -688,3 +688,18 @@ func deadline(tb testing.TB) (time.Time, bool) {
 	}
 	return d.Add(-min(time.Until(d)/10, 10*time.Second)), true
 }
+
+// AwaitSleeper waits until waiting reports true (someone announced itself
+// asleep on a wait primitive), failing tb after 5 s, then gives the
+// sleeper a moment to get from its announcement into FUTEX_WAIT.
+func AwaitSleeper(tb testing.TB, waiting func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !waiting() {
+		if time.Now().After(deadline) {
+			tb.Fatal("nobody went to sleep")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond)
+}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strconv"
 	"testing"
-	"time"
 
 	"github.com/shmkit/shmkit/internal/testutil"
 )
@@ -95,11 +94,7 @@ func BenchmarkDeadSleepers(b *testing.B) {
 				if side == "put" {
 					ec = q.c.notFull
 				}
-				deadline := time.Now().Add(5 * time.Second)
-				for !ec.Waiting() && time.Now().Before(deadline) {
-					time.Sleep(time.Millisecond)
-				}
-				time.Sleep(10 * time.Millisecond)
+				testutil.AwaitSleeper(b, ec.Waiting)
 				if err := c.Kill(); err != nil {
 					b.Fatal(err)
 				}

@@ -2023,7 +2023,11 @@ func (r *imageRun) call(h *imHandle, code int, variant byte) {
 			r.failf("%s: Closed flips", h.name)
 		}
 	case imShutdown:
-		if err := h.q.Shutdown(); err != nil {
+		// A broken handle refuses it with its ErrCorrupt; else it works.
+		err := h.q.Shutdown()
+		if h.corrupt {
+			r.checkErr(h, err)
+		} else if err != nil {
 			r.failf("%s: Shutdown: %v", h.name, err)
 		}
 	}

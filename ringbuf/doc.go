@@ -64,8 +64,11 @@
 // a panic, a hang or an out-of-bounds read. A process of the same user can
 // truncate a named queue's file; the calls of a handle on a named queue
 // turn the resulting memory fault into ErrCorrupt (runtime/debug's
-// SetPanicOnFault) instead of dying of SIGBUS. Anonymous queues are memfds,
-// sealed against truncation.
+// SetPanicOnFault) instead of dying of SIGBUS. A call blocked on a named
+// queue sleeps in slices of 50 ms (a waker cannot reach a truncated futex
+// word), so it notices a truncation within one slice; a guarded call costs
+// about 10 ns more than on an anonymous queue. Anonymous queues are
+// memfds, sealed against truncation, and neither slice nor guard.
 //
 // # Caveats
 //

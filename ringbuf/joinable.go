@@ -96,20 +96,24 @@ func (j *JoinableQueue) Queue() *Queue { return j.q }
 
 // Put puts msg as a new task, waiting for room as Queue.Put does.
 func (j *JoinableQueue) Put(ctx context.Context, msg []byte) error {
-	j.unfinished.Add(1)
+	if err := j.add(1); err != nil {
+		return err
+	}
 	err := j.q.Put(ctx, msg)
 	if err != nil {
-		j.done(1)
+		j.undo(1)
 	}
 	return err
 }
 
 // TryPut puts msg as a new task if there is room now, else returns ErrFull.
 func (j *JoinableQueue) TryPut(msg []byte) error {
-	j.unfinished.Add(1)
+	if err := j.add(1); err != nil {
+		return err
+	}
 	err := j.q.TryPut(msg)
 	if err != nil {
-		j.done(1)
+		j.undo(1)
 	}
 	return err
 }
@@ -120,10 +124,12 @@ func (j *JoinableQueue) PutBatch(ctx context.Context, msgs [][]byte) (int, error
 	if len(msgs) == 0 {
 		return 0, nil
 	}
-	j.unfinished.Add(uint64(len(msgs)))
+	if err := j.add(uint64(len(msgs))); err != nil {
+		return 0, err
+	}
 	n, err := j.q.PutBatch(ctx, msgs)
 	if n < len(msgs) {
-		j.done(uint64(len(msgs) - n))
+		j.undo(uint64(len(msgs) - n))
 	}
 	return n, err
 }
@@ -133,14 +139,29 @@ func (j *JoinableQueue) PutBatch(ctx context.Context, msgs [][]byte) (int, error
 // TaskDone marks one task as finished. It returns ErrTaskDone, changing
 // nothing, if no task is unfinished.
 func (j *JoinableQueue) TaskDone() error {
-	if !j.done(1) {
+	all := false
+	if err := j.q.touch(func() { all = j.done(1) }); err != nil {
+		return err
+	}
+	if !all {
 		return ErrTaskDone
 	}
 	return nil
 }
 
+// add counts k new tasks.
+func (j *JoinableQueue) add(k uint64) error {
+	return j.q.touch(func() { j.unfinished.Add(k) })
+}
+
+// undo takes back the count of k tasks that were not put.
+func (j *JoinableQueue) undo(k uint64) {
+	j.q.touch(func() { j.done(k) }) // a closed or broken handle: nothing to take back from
+}
+
 // done subtracts up to k from the count, never below zero, and wakes the
 // joiners if it reaches zero. It reports whether it could subtract all k.
+// The caller touches the mapping (see Queue.touch).
 func (j *JoinableQueue) done(k uint64) bool {
 	for {
 		w := j.unfinished.Load()
@@ -166,34 +187,62 @@ func (j *JoinableQueue) done(k uint64) bool {
 }
 
 // Unfinished returns how many tasks are unfinished now.
-func (j *JoinableQueue) Unfinished() int { return int(j.unfinished.Load() & countMask) }
+// A closed or broken handle reports 0.
+func (j *JoinableQueue) Unfinished() int {
+	n := 0
+	j.q.touch(func() { n = int(j.unfinished.Load() & countMask) })
+	return n
+}
 
 // Join waits until every task put before it was called is done: it
 // returns when the count is zero, or has been zero since Join began. It
 // returns ctx's error if ctx ends first, and ErrClosed if the handle is
 // closed meanwhile.
 func (j *JoinableQueue) Join(ctx context.Context) error {
-	w0 := j.unfinished.Load()
+	var w0 uint64
+	if err := j.q.touch(func() { w0 = j.unfinished.Load() }); err != nil {
+		return err
+	}
 	if w0&countMask == 0 {
 		return nil
 	}
-	return j.joinSlow(ctx, w0)
+	for {
+		done, err := j.joinSlow(ctx, w0)
+		if done || err != nil {
+			return err
+		}
+	}
 }
 
-func (j *JoinableQueue) joinSlow(ctx context.Context, w0 uint64) error {
-	seg := j.q.c.seg
-	if err := seg.Pin(); err != nil {
-		return ErrClosed
+// joinSlow waits for the count to reach zero after w0 was loaded; on a
+// named segment it sleeps one pollSlice at a time (see Queue.wait) and
+// reports done=false when the slice ends first.
+func (j *JoinableQueue) joinSlow(ctx context.Context, w0 uint64) (done bool, err error) {
+	q := j.q
+	if q.c.seg.Pin() != nil {
+		return true, ErrClosed
 	}
-	defer seg.Unpin()
-	err := j.q.c.join.Wait(ctx, time.Time{}, nil, func() bool {
+	defer q.c.seg.Unpin()
+	if e := q.stop.Load(); e != nil {
+		return true, *e
+	}
+	var deadline time.Time
+	if q.guarded {
+		defer q.catch(&err, setPanicOnFault())
+		deadline = time.Now().Add(pollSlice)
+	}
+	zeroed := func() bool {
 		w := j.unfinished.Load()
-		return w&countMask == 0 || w>>genShift != w0>>genShift || j.q.closed.Load()
-	})
-	if errors.Is(err, shm.ErrClosed) || err == nil && j.q.closed.Load() {
-		return ErrClosed
+		return w&countMask == 0 || w>>genShift != w0>>genShift
 	}
-	return err
+	err = q.c.join.Wait(ctx, deadline, nil, func() bool { return zeroed() || q.closed.Load() })
+	switch {
+	case errors.Is(err, shm.ErrClosed), err == nil && q.closed.Load():
+		return true, ErrClosed
+	case errors.Is(err, futex.ErrTimeout):
+		return zeroed(), nil
+	}
+	return true, err
 }
 
 // ---- delegated ----

@@ -83,8 +83,10 @@ func (r *mpmcRing) recoverConsumer(pos uint64) bool {
 		r.c.ctl.u64(cDeadCons).Add(1)
 	} else {
 		// A consumer that died recovering a dead producer's position,
-		// between its head CAS and freeing the slot: the position was
-		// counted as a dead producer's already.
+		// between its head CAS and freeing the slot. If it died before
+		// counting the position as a dead producer's, nobody does: the
+		// stats identity still holds (the position is neither a put nor a
+		// get), DeadProducerSlots is one short.
 		r.seq(pos).CompareAndSwap(pos, pos+r.nslots)
 	}
 	r.pStuck = stuckState{}

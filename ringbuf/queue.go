@@ -205,6 +205,13 @@ func (q *Queue) wait(ctx context.Context, producer bool, n int, key uint64, retr
 	if retry > 0 {
 		deadline = time.Now().Add(retry)
 	}
+	if q.guarded && (retry <= 0 || retry > pollSlice) {
+		// A named segment's file may be truncated under a sleeper: then
+		// neither a waker nor our own ctx can reach its futex word (the
+		// wake faults). Sleeping in slices, the next look at the ring
+		// faults instead and the call returns ErrCorrupt.
+		deadline = time.Now().Add(pollSlice)
+	}
 	// No turn is held while sleeping, so Close's wait for the turns does
 	// not cover us: the pin keeps the mapping until we leave.
 	if q.c.seg.Pin() != nil {
@@ -284,19 +291,43 @@ func (q *Queue) noteSleeps() {
 	q.c.stats.set(sSleeps, q.c.notEmpty.Sleeps()+q.c.notFull.Sleeps())
 }
 
+// touch runs fn on the handle's mapping: refused once the handle is
+// closed or broken, pinned against Close's unmap, and on a named segment
+// with memory faults turned into ErrCorrupt.
+func (q *Queue) touch(fn func()) (err error) {
+	if q.c.seg.Pin() != nil {
+		return ErrClosed
+	}
+	defer q.c.seg.Unpin()
+	if e := q.stop.Load(); e != nil {
+		return *e
+	}
+	if q.guarded {
+		defer q.catch(&err, setPanicOnFault())
+	}
+	fn()
+	return nil
+}
+
 // ---- state ----
 
 // Shutdown closes the queue for every process: later puts fail with
 // ErrClosed; consumers receive everything already put, then ErrClosed.
 // Blocked producers and consumers in every process are woken. A Put that
 // returned nil is always received by consumers that drain the queue.
-func (q *Queue) Shutdown() error {
+func (q *Queue) Shutdown() (err error) {
 	if err := q.c.seg.Pin(); err != nil {
 		return ErrClosed
 	}
 	defer q.c.seg.Unpin()
 	if q.closed.Load() {
 		return ErrClosed
+	}
+	if e := q.stop.Load(); e != nil {
+		return *e // broken
+	}
+	if q.guarded {
+		defer q.catch(&err, setPanicOnFault())
 	}
 	q.r.shutdown()
 	q.notify(q.c.notEmpty, futex.All)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/shmkit/shmkit/internal/testutil"
 	"github.com/shmkit/shmkit/shm"
@@ -165,4 +166,66 @@ func raceShutdown(t *testing.T, ctx context.Context, kids []*testutil.Child, mod
 		}
 	}
 	return wrong
+}
+
+// TestShutdownKillWindows: the closed flag set without the shutdown bit
+// in tail (a Shutdown caller killed between its two stores, or a producer
+// killed between its publishing swap and putting the bit back): draining
+// consumers still reach ErrClosed, after every message published.
+func TestShutdownKillWindows(t *testing.T) {
+	for _, variant := range []string{"producer-after-swap", "shutdown-after-flag"} {
+		t.Run(variant, func(t *testing.T) {
+			p, err := CreateAnonymous(Options{Mode: SPSC, Capacity: 4096, MaxMessage: 64, Spin: -1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			f, err := p.File()
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := OpenFile(f)
+			f.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if err := p.TryPut([]byte("a")); err != nil {
+				t.Fatal(err)
+			}
+			want := []string{"a"}
+			r := p.r.(*spscRing)
+			switch variant {
+			case "producer-after-swap":
+				// The producer saw no flag and wrote its record; Shutdown
+				// ran in another process; the producer swapped and died.
+				room, err := r.reserve(1)
+				if err != nil {
+					t.Fatal(err)
+				}
+				room[0] = 'b'
+				r.stage(1)
+				if err := c.Shutdown(); err != nil {
+					t.Fatal(err)
+				}
+				r.tail.Swap(r.ptail)
+				want = append(want, "b")
+			case "shutdown-after-flag":
+				r.closed.Store(1) // spscRing.shutdown's first store, then killed
+			}
+			if err := p.TryPut([]byte("x")); !errors.Is(err, ErrClosed) {
+				t.Fatalf("TryPut after the shutdown = %v, want ErrClosed", err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			for _, w := range want {
+				if m, err := c.Get(ctx); err != nil || string(m) != w {
+					t.Fatalf("Get = %q, %v; want %q", m, err, w)
+				}
+			}
+			if _, err := c.Get(ctx); !errors.Is(err, ErrClosed) {
+				t.Fatalf("Get after the last message = %v, want ErrClosed", err)
+			}
+		})
+	}
 }

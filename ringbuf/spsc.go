@@ -44,6 +44,11 @@ package ringbuf
 //     put returns ErrClosed. So nil means delivered and ErrClosed means
 //     never received.
 //
+// A process killed between the flag and the bit (a Shutdown caller, or a
+// producer between its swap and putting the bit back) leaves the flag
+// without the bit: a consumer that has caught up and finds the flag sets
+// the bit itself, so the end is reached as if the step had finished.
+//
 // Consumers take the seal, once set, as the end of the ring, whatever tail
 // says. A publish whose swap returned a tail without closedBit came before
 // any consumer could see the shutdown, so every seal lies at or beyond it:
@@ -309,7 +314,9 @@ func (r *spscRing) ready(producer bool, n int, key uint64) bool {
 		return true
 	}
 	if !producer {
-		return t != key // published beyond what we had consumed
+		// Published beyond what we had consumed, or shut down by a
+		// process that died before setting the bit (see next).
+		return t != key || r.closed.Load() != 0
 	}
 	// A waiting producer has published everything it staged: its tail is
 	// the shared one.
@@ -362,6 +369,14 @@ func (r *spscRing) next(limit int) ([]byte, error) {
 				// Empty. The caller publishes our head (release) and
 				// wakes a producer waiting for room, before it sleeps.
 				if s == 0 && t&closedBit == 0 {
+					if r.closed.Load() != 0 {
+						// The flag without the bit: the Shutdown caller
+						// (or a producer, between its swap and putting
+						// the bit back) died in between. Finish its
+						// step, or no consumer would ever see the end.
+						r.tail.Or(closedBit)
+						continue
+					}
 					return nil, ErrEmpty
 				}
 				// Shut down and caught up: seal here, unless a producer

@@ -5,12 +5,14 @@
  *
  * spin: CHECK
  * spin: CHECK -DCRASH_CONSUMER
+ * spin: CHECK -DCRASH_SHUTDOWN
  * spin: MUTANT -DPUBLISH_EARLY
  * spin: MUTANT -DROOM_OFF_BY_ONE
  * spin: MUTANT -DRELEASE_EARLY
  * spin: MUTANT -DNO_SEAL
  * spin: MUTANT -DSEAL_ON_BIT_ONLY
  * spin: MUTANT -DSEAL_FIRST_IS_LOST
+ * spin: MUTANT -DCRASH_SHUTDOWN -DNO_CONSUMER_OR
  *
  * The ring has CAP cells; a record takes one or two cells and never wraps
  * (a padding cell fills the end first). Positions only grow; cell = pos %
@@ -45,7 +47,11 @@
  * publication are delivered again to its successor (at least once), and
  * nothing is lost or skipped.
  *
- * Mutants: PUBLISH_EARLY (tail published before the record is written),
+ * With -DCRASH_SHUTDOWN the Shutdown caller may die between the flag and
+ * the bit, as a producer may between its swap and putting the bit back
+ * (in every run): consumers that find the flag without the bit set it.
+ *
+ * Mutants: NO_CONSUMER_OR (they do not), PUBLISH_EARLY (tail published before the record is written),
  * ROOM_OFF_BY_ONE (a record one cell too long is taken to fit),
  * RELEASE_EARLY (head published before the record is read), NO_SEAL (a
  * publish whose swap found the shutdown reports success without settling
@@ -57,7 +63,11 @@
  */
 
 #define CAP 4
+#ifdef CRASH_CONSUMER
+#define PUTS 3        /* two deaths and two successors: fewer puts keep the search short */
+#else
 #define PUTS 4        /* messages the producers try to put, in all */
+#endif
 #define CLOSED 128    /* the tail's shutdown bit (bit 63 in Go) */
 #define PAD 255       /* a padding cell's id */
 
@@ -70,6 +80,7 @@ byte nextId = 1;      /* ids handed out to puts, in order */
 bool ok[PUTS + 2];    /* ghost: the put of id returned nil */
 byte got;             /* ghost: last id received, in order */
 bool recv[PUTS + 2];  /* ghost: id was received */
+bool unsure[PUTS + 2];/* ghost: its producer died after publishing it: either way */
 byte relGot;          /* ghost: last id received before the last head publication */
 byte seal;            /* final position + 1, once sealed */
 bool closed;          /* the closed flag (config line) */
@@ -94,6 +105,8 @@ inline publish(pos) {
 	if
 	:: old == pub -> atomic { ok[id] = true; pub = pos }
 	:: old == (pub | CLOSED) ->
+		/* killed between the swap and putting the bit back */
+		if :: mayDie -> unsure[id] = true; goto dead :: true -> skip fi;
 #ifdef NO_SEAL
 		atomic { ok[id] = true; pub = pos }
 #else
@@ -199,7 +212,13 @@ proctype Consumer(bool mayDie) {
 			/* caught up: publish the head before waiting */
 			if :: hp != h -> head = h; hp = h; relGot = last :: else -> skip fi;
 			if
-			:: sl == 0 && !(t & CLOSED) -> (tail != t)   /* wait for a publish or the shutdown */
+			:: sl == 0 && !(t & CLOSED) && !closed -> (tail != t || closed)   /* wait for a publish or the shutdown */
+#ifndef NO_CONSUMER_OR
+			:: sl == 0 && !(t & CLOSED) && closed ->
+				/* the flag without the bit: whoever set it died before
+				 * the bit (Shutdown, or a producer after its swap) */
+				atomic { tail = tail | CLOSED }
+#endif
 			:: else ->
 				/* shut down: seal here, unless a producer sealed further */
 				atomic { if :: seal == 0 -> seal = h + 1; sl = h + 1 :: else -> skip fi };
@@ -260,7 +279,11 @@ out:	skip
 
 proctype Shutdown() {
 	closed = true;
+#ifdef CRASH_SHUTDOWN
+	if :: skip -> atomic { tail = tail | CLOSED } :: skip fi   /* or killed before the bit */
+#else
 	atomic { tail = tail | CLOSED }
+#endif
 }
 
 /* Once nothing can move: a message was received exactly when its put
@@ -268,7 +291,7 @@ proctype Shutdown() {
 proctype Final() {
 	byte i = 1;
 	timeout;
-	do :: i <= PUTS -> assert(ok[i] == recv[i]); i++ :: else -> break od
+	do :: i <= PUTS -> assert(ok[i] == recv[i] || unsure[i]); i++ :: else -> break od
 }
 
 init {

@@ -364,6 +364,7 @@ func (e *EventCount) Done() { e.withdraw() }
 
 func (e *EventCount) announce() {
 	e.mu.Lock()
+	defer e.mu.Unlock() // a fault on a truncated mapping must not leave it held
 	if e.announced == 0 {
 		// Invariant: the entry is stored before the bit is set, so whoever
 		// sees the bit finds who set it (the reclaimer's repair relies on
@@ -372,18 +373,17 @@ func (e *EventCount) announce() {
 		e.mask[e.slot/64].Or(1 << (e.slot % 64))
 	}
 	e.announced++
-	e.mu.Unlock()
 }
 
 func (e *EventCount) withdraw() {
 	e.mu.Lock()
+	defer e.mu.Unlock()
 	if e.announced--; e.announced == 0 {
 		// Entry first, then bit: a reclaimer that sees the bit without an
 		// entry clears the bit, which is what we are doing anyway.
 		e.entries[e.slot].CompareAndSwap(e.self, 0)
 		e.mask[e.slot/64].And(^(uint64(1) << (e.slot % 64)))
 	}
-	e.mu.Unlock()
 }
 
 // sleep sleeps on seq while it holds s, through the Gate.

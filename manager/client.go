@@ -1,0 +1,221 @@
+package manager
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// Client is one connection to a server, shared by all its proxies and
+// safe for concurrent use. Calls are pipelined: each carries an id, and a
+// blocked call (Queue.Get, Lock.Acquire) does not delay the others. A
+// broken connection fails every call with ErrClosed; the client does not
+// reconnect by itself (see Redial).
+type Client struct {
+	conn net.Conn
+	opts Options
+
+	wmu  sync.Mutex // serializes frame writes
+	wbuf []byte
+
+	mu      sync.Mutex
+	pending map[uint64]waiter
+	err     error // set once the connection broke
+	nextID  atomic.Uint64
+	done    chan struct{}
+}
+
+// waiter is a call awaiting its reply; ch nil: its caller gave up (ctx),
+// and a late success is undone (see undo).
+type waiter struct {
+	ch   chan<- result
+	kind uint8
+	op   uint8
+	obj  string
+}
+
+type result struct {
+	rs  response
+	err error
+}
+
+// Dial connects to the server at addr and authenticates. addr is
+// "unix:PATH" (or a path with a '/'), or "tcp:HOST:PORT" (or HOST:PORT).
+func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	network, a := splitAddr(addr)
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, network, a)
+	if err != nil {
+		return nil, err
+	}
+	return NewClient(ctx, conn, o)
+}
+
+func splitAddr(addr string) (network, a string) {
+	switch {
+	case strings.HasPrefix(addr, "unix:"):
+		return "unix", strings.TrimPrefix(addr, "unix:")
+	case strings.HasPrefix(addr, "tcp:"):
+		return "tcp", strings.TrimPrefix(addr, "tcp:")
+	case strings.Contains(addr, "/"):
+		return "unix", addr
+	}
+	return "tcp", addr
+}
+
+// NewClient authenticates over conn (any net.Conn) and returns a client
+// that owns it.
+func NewClient(ctx context.Context, conn net.Conn, opts Options) (*Client, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	err = clientHandshake(conn, o.Key, o.HandshakeTimeout)
+	if !stop() {
+		err = ctx.Err()
+	}
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	c := &Client{conn: conn, opts: o, pending: map[uint64]waiter{}, done: make(chan struct{})}
+	go c.reader()
+	return c, nil
+}
+
+// Close closes the connection; calls in flight fail with ErrClosed, and
+// the server releases the locks this client held.
+func (c *Client) Close() error {
+	c.fail(ErrClosed)
+	return nil
+}
+
+func (c *Client) fail(err error) {
+	c.mu.Lock()
+	if c.err == nil {
+		c.err = err
+		close(c.done)
+	}
+	p := c.pending
+	c.pending = map[uint64]waiter{}
+	c.mu.Unlock()
+	c.conn.Close()
+	for _, w := range p {
+		if w.ch != nil {
+			w.ch <- result{err: ErrClosed}
+		}
+	}
+}
+
+func (c *Client) reader() {
+	fr := frameReader{r: bufio.NewReaderSize(c.conn, 64<<10), max: c.opts.MaxFrame}
+	for {
+		f, err := fr.read()
+		if err != nil {
+			c.fail(fmt.Errorf("%w: %v", ErrClosed, err))
+			return
+		}
+		if f.kind != kReply {
+			c.fail(fmt.Errorf("%w: frame kind %d from the server", ErrProtocol, f.kind))
+			return
+		}
+		var r result
+		if err := decMode.Unmarshal(f.body, &r.rs); err != nil {
+			r.err = fmt.Errorf("%w: undecodable reply: %v", ErrProtocol, err)
+		} else if r.rs.Code != 0 {
+			r.err = &RemoteError{Code: r.rs.Code, Msg: r.rs.Msg}
+		}
+		c.mu.Lock()
+		w, ok := c.pending[f.id]
+		delete(c.pending, f.id)
+		c.mu.Unlock()
+		switch {
+		case w.ch != nil:
+			w.ch <- r
+		case ok && r.err == nil:
+			go c.undo(w, r.rs)
+		}
+	}
+}
+
+var resultChans = sync.Pool{New: func() any { return make(chan result, 1) }}
+
+// call sends rq and waits for its reply, or for ctx: then the server is
+// told to stop waiting for it, and ctx's error is returned.
+func (c *Client) call(ctx context.Context, rq *request) (response, error) {
+	body, err := encMode.Marshal(rq)
+	if err != nil {
+		return response{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if len(body)+frameHdr > c.opts.MaxFrame {
+		return response{}, fmt.Errorf("%w: request of %d bytes (frame limit %d)", ErrTooLarge, len(body), c.opts.MaxFrame)
+	}
+	ch := resultChans.Get().(chan result)
+	id := c.nextID.Add(1)
+	c.mu.Lock()
+	if c.err != nil {
+		c.mu.Unlock()
+		resultChans.Put(ch)
+		return response{}, c.err
+	}
+	c.pending[id] = waiter{ch: ch, kind: rq.Kind, op: rq.Op, obj: rq.Obj}
+	c.mu.Unlock()
+	if err := c.send(kCall, id, body); err != nil {
+		c.fail(fmt.Errorf("%w: %v", ErrClosed, err))
+	}
+	select {
+	case r := <-ch:
+		resultChans.Put(ch)
+		return r.rs, r.err
+	case <-ctx.Done():
+		c.mu.Lock()
+		w, waiting := c.pending[id]
+		if waiting {
+			w.ch = nil // abandoned: a late success is undone
+			c.pending[id] = w
+		}
+		c.mu.Unlock()
+		if !waiting { // the reply (or the failure) is in ch already
+			r := <-ch
+			resultChans.Put(ch)
+			if r.err == nil {
+				return r.rs, nil // it completed: report it rather than lose it
+			}
+		} else {
+			c.send(kCancel, id, nil)
+		}
+		return response{}, ctx.Err()
+	}
+}
+
+func (c *Client) send(kind byte, id uint64, body []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.wbuf = appendFrame(c.wbuf[:0], kind, id, body)
+	_, err := c.conn.Write(c.wbuf)
+	return err
+}
+
+// undo reverses a call whose caller gave up but which succeeded on the
+// server anyway: an acquired lock or semaphore is released, a message got
+// from a queue is put back at its head. (A Put that succeeded stays put,
+// as a sent message does.)
+func (c *Client) undo(w waiter, rs response) {
+	ctx := context.Background()
+	switch {
+	case w.op == opAcquire && (w.kind == tLock || w.kind == tRLock || w.kind == tSemaphore):
+		c.call(ctx, &request{Op: opRelease, Kind: w.kind, Obj: w.obj})
+	case w.op == opGet && w.kind == tQueue:
+		c.call(ctx, &request{Op: opUnget, Kind: tQueue, Obj: w.obj, Val: rs.Val})
+	}
+}

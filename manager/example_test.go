@@ -1,0 +1,54 @@
+package manager_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/shmkit/shmkit/manager"
+)
+
+// A server on a unix socket, and a client counting on it. In real use the
+// server and each client are separate processes.
+func Example() {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dir, _ := os.MkdirTemp("", "mgr")
+	defer os.RemoveAll(dir)
+	key := []byte("a shared key, 16 bytes or more")
+
+	ln, err := manager.ListenUnix(filepath.Join(dir, "run", "mgr.sock"))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	served := make(chan error, 1)
+	go func() { served <- manager.Serve(ctx, ln, manager.Options{Key: key}) }()
+
+	c, err := manager.Dial(ctx, "unix:"+ln.Addr().String(), manager.Options{Key: key})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	stats := c.Dict("stats")
+	for i := 0; i < 3; i++ {
+		stats.Add(ctx, "requests", 1) // atomic on the server: d[k] += 1 without a race
+	}
+	var n int
+	stats.Get(ctx, "requests", &n)
+	fmt.Println("requests:", n)
+
+	q, _ := c.Queue(ctx, "jobs", 100)
+	q.Put(ctx, "resize photo.jpg")
+	var job string
+	q.Get(ctx, &job)
+	fmt.Println("job:", job)
+
+	c.Close()
+	cancel()
+	<-served
+	// Output:
+	// requests: 3
+	// job: resize photo.jpg
+}

@@ -1,0 +1,84 @@
+package manager
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+)
+
+// Frames. Every message either way is
+//
+//	length uint32 (big-endian; the bytes after it) | version byte | kind byte | id uint64 | body
+//
+// so a frame is at least frameHdr-4 = 10 bytes after its length. The
+// reader refuses a length below that or above its limit before reading
+// (or allocating for) the body.
+const (
+	protoVersion = 1
+	frameHdr     = 4 + 1 + 1 + 8
+
+	// DefaultMaxFrame bounds a frame's length (Options.MaxFrame).
+	DefaultMaxFrame = 16 << 20
+	// preAuthMax bounds every frame read before the handshake succeeded.
+	preAuthMax = 256
+)
+
+// Frame kinds.
+const (
+	kHello   = 1 // server → client: digest name, server nonce
+	kAuth    = 2 // client → server: digest name, client nonce, MAC
+	kWelcome = 3 // server → client: MAC
+	kCall    = 4 // client → server: a request (body: request)
+	kReply   = 5 // server → client: the response to request id
+	kCancel  = 6 // client → server: stop waiting for request id
+)
+
+// frame is one decoded frame; body aliases the reader's buffer until the
+// next read.
+type frame struct {
+	kind byte
+	id   uint64
+	body []byte
+}
+
+// frameReader reads frames from r into one reused buffer.
+type frameReader struct {
+	r   io.Reader
+	max int
+	hdr [frameHdr]byte
+	buf []byte
+}
+
+func (fr *frameReader) read() (frame, error) {
+	if _, err := io.ReadFull(fr.r, fr.hdr[:]); err != nil {
+		return frame{}, err
+	}
+	n := binary.BigEndian.Uint32(fr.hdr[0:4])
+	if n < frameHdr-4 || uint64(n) > uint64(fr.max) {
+		return frame{}, fmt.Errorf("%w: frame length %d (limit %d)", ErrProtocol, n, fr.max)
+	}
+	if v := fr.hdr[4]; v != protoVersion {
+		return frame{}, fmt.Errorf("%w: version %d, want %d", ErrProtocol, v, protoVersion)
+	}
+	f := frame{kind: fr.hdr[5], id: binary.BigEndian.Uint64(fr.hdr[6:14])}
+	body := int(n) - (frameHdr - 4)
+	if cap(fr.buf) < body {
+		fr.buf = make([]byte, body)
+	}
+	f.body = fr.buf[:body]
+	if _, err := io.ReadFull(fr.r, f.body); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return frame{}, err
+	}
+	return f, nil
+}
+
+// appendFrame appends a frame with body to dst.
+func appendFrame(dst []byte, kind byte, id uint64, body []byte) []byte {
+	dst = binary.BigEndian.AppendUint32(dst, uint32(frameHdr-4+len(body)))
+	dst = append(dst, protoVersion, kind)
+	dst = binary.BigEndian.AppendUint64(dst, id)
+	return append(dst, body...)
+}

@@ -1,0 +1,138 @@
+package manager
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/shmkit/shmkit/internal/testutil"
+)
+
+// TestAddAcrossProcesses: 8 client processes Add 1 to one key 10,000
+// times each; the total is exact (Python's d[k] += 1 through a manager
+// loses updates).
+func TestAddAcrossProcesses(t *testing.T) {
+	forNetworks(t, func(t *testing.T, network string) {
+		_, addr := serve(t, network, Options{})
+		ctx := testutil.Context(t)
+		const procs, n = 8, 10000
+		var kids []*testutil.Child
+		for i := 0; i < procs; i++ {
+			kids = append(kids, testutil.Spawn(t, "adder", testutil.Env("MGR_ADDR", addr), testutil.Env("N", strconv.Itoa(n))))
+		}
+		for _, k := range kids {
+			if err := k.Wait(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var got int64
+		if err := dial(t, addr).Dict("d").Get(ctx, "n", &got); err != nil || got != procs*n {
+			t.Fatalf("total %d, %v; want %d", got, err, procs*n)
+		}
+	})
+}
+
+// TestLockedIncrementAcrossProcesses: the same with Get and Set under a
+// manager Lock.
+func TestLockedIncrementAcrossProcesses(t *testing.T) {
+	forNetworks(t, func(t *testing.T, network string) {
+		_, addr := serve(t, network, Options{})
+		ctx := testutil.Context(t)
+		const procs, n = 8, 2000
+		var kids []*testutil.Child
+		for i := 0; i < procs; i++ {
+			kids = append(kids, testutil.Spawn(t, "locked-incr", testutil.Env("MGR_ADDR", addr), testutil.Env("N", strconv.Itoa(n))))
+		}
+		for _, k := range kids {
+			if err := k.Wait(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var got int64
+		if err := dial(t, addr).Dict("d").Get(ctx, "n", &got); err != nil || got != procs*n {
+			t.Fatalf("total %d, %v; want %d", got, err, procs*n)
+		}
+	})
+}
+
+// TestLockHolderKilled: a client process SIGKILLed holding the Lock: a
+// waiter gets it, with ErrOwnerDead, and the lock works on.
+func TestLockHolderKilled(t *testing.T) {
+	forNetworks(t, func(t *testing.T, network string) {
+		_, addr := serve(t, network, Options{})
+		ctx := testutil.Context(t)
+		c := testutil.Spawn(t, "holder", testutil.Env("MGR_ADDR", addr))
+		if err := c.Await(ctx, "held"); err != nil {
+			t.Fatal(err)
+		}
+		l := dial(t, addr).Lock("l")
+		if ok, err := l.TryAcquire(ctx); ok || err != nil {
+			t.Fatalf("TryAcquire of a held lock = %v, %v", ok, err)
+		}
+		got := make(chan error, 1)
+		go func() { got <- l.Acquire(ctx) }()
+		time.Sleep(20 * time.Millisecond)
+		if err := c.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-got:
+			if !errors.Is(err, ErrOwnerDead) {
+				t.Fatalf("Acquire after the holder died = %v, want ErrOwnerDead", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("the dead holder's lock was not released")
+		}
+		if err := l.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Acquire(ctx); err != nil {
+			t.Fatalf("Acquire after recovery = %v, want nil", err)
+		}
+		l.Release(ctx)
+	})
+}
+
+// TestBlockedCallDoesNotStall: a Queue.Get blocked on an empty queue does
+// not delay a Dict.Get on the same client, and its ctx ends it.
+func TestBlockedCallDoesNotStall(t *testing.T) {
+	forNetworks(t, func(t *testing.T, network string) {
+		_, addr := serve(t, network, Options{})
+		c := dial(t, addr)
+		ctx := context.Background()
+		q, err := c.Queue(ctx, "q", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gctx, cancel := context.WithCancel(ctx)
+		got := make(chan error, 1)
+		go func() { var s string; got <- q.Get(gctx, &s) }()
+		time.Sleep(20 * time.Millisecond)
+		d := c.Dict("d")
+		if err := d.Set(ctx, "k", "v"); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		var v string
+		if err := d.Get(ctx, "k", &v); err != nil || v != "v" {
+			t.Fatalf("Dict.Get = %q, %v", v, err)
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Fatalf("Dict.Get took %v beside a blocked Queue.Get", d)
+		}
+		cancel()
+		if err := <-got; !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled Get = %v", err)
+		}
+		// The server stopped waiting for it: a Put now is got by the next Get.
+		if err := q.Put(ctx, "m"); err != nil {
+			t.Fatal(err)
+		}
+		var m string
+		if err := q.Get(ctx, &m); err != nil || m != "m" {
+			t.Fatalf("Get = %q, %v", m, err)
+		}
+	})
+}

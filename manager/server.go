@@ -1,0 +1,403 @@
+package manager
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Defaults of Options.
+const (
+	DefaultMaxConns   = 256
+	DefaultMaxPending = 1024
+	// maxOutbuf: replies queued for a client that does not read them; past
+	// it the connection is cut (bounded memory per connection).
+	maxOutbuf = 64 << 20
+)
+
+// Options configure a server (Serve, Start) and a client (Dial).
+type Options struct {
+	// Key is the shared secret, at least MinKeyLen bytes. Required.
+	Key []byte
+	// MaxFrame bounds a frame's length (default DefaultMaxFrame).
+	MaxFrame int
+	// HandshakeTimeout bounds the handshake (default DefaultHandshakeTimeout).
+	HandshakeTimeout time.Duration
+	// IdleTimeout cuts a server connection that sent nothing for this
+	// long while no call of it waits (0: never).
+	IdleTimeout time.Duration
+	// MaxConns bounds the server's connections (default DefaultMaxConns);
+	// more are closed at once.
+	MaxConns int
+	// MaxPending bounds a connection's blocked calls (default
+	// DefaultMaxPending).
+	MaxPending int
+}
+
+func (o Options) withDefaults() (Options, error) {
+	if len(o.Key) < MinKeyLen {
+		return o, fmt.Errorf("%w: a key of at least %d bytes is required", ErrInvalid, MinKeyLen)
+	}
+	if o.MaxFrame <= 0 {
+		o.MaxFrame = DefaultMaxFrame
+	}
+	if o.HandshakeTimeout <= 0 {
+		o.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if o.MaxConns <= 0 {
+		o.MaxConns = DefaultMaxConns
+	}
+	if o.MaxPending <= 0 {
+		o.MaxPending = DefaultMaxPending
+	}
+	return o, nil
+}
+
+// Server holds the shared objects and serves them.
+type Server struct {
+	opts  Options
+	mu    sync.Mutex
+	objs  map[string]*object // typ byte + name
+	conns map[*sconn]struct{}
+	n     atomic.Int32 // connections, authenticated or not
+	wg    sync.WaitGroup
+	done  chan struct{}
+	lns   []net.Listener
+}
+
+// NewServer returns a server with no objects, serving nothing yet.
+func NewServer(opts Options) (*Server, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	return &Server{opts: o, objs: map[string]*object{}, conns: map[*sconn]struct{}{}, done: make(chan struct{})}, nil
+}
+
+// Serve serves ln until ctx ends or the server is closed; it then closes
+// ln and every connection, and returns once they are gone.
+func Serve(ctx context.Context, ln net.Listener, opts Options) error {
+	s, err := NewServer(opts)
+	if err != nil {
+		return err
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve accepts connections on ln (see the package Serve).
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	s.mu.Lock()
+	select {
+	case <-s.done:
+		s.mu.Unlock()
+		ln.Close()
+		return ErrClosed
+	default:
+	}
+	s.lns = append(s.lns, ln)
+	s.mu.Unlock()
+	stop := context.AfterFunc(ctx, func() { s.Close() })
+	defer stop()
+	var tempDelay time.Duration
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			select {
+			case <-s.done:
+				s.wg.Wait()
+				return ctx.Err()
+			default:
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+				tempDelay = min(max(2*tempDelay, 5*time.Millisecond), time.Second)
+				time.Sleep(tempDelay)
+				continue
+			}
+			s.Close()
+			s.wg.Wait()
+			return err
+		}
+		tempDelay = 0
+		if int(s.n.Add(1)) > s.opts.MaxConns {
+			s.n.Add(-1)
+			conn.Close()
+			continue
+		}
+		s.wg.Add(1)
+		go s.serveConn(conn)
+	}
+}
+
+// Close stops the server: listeners and connections are closed, blocked
+// calls fail with ErrClosed. It does not wait (Serve returns when all is
+// gone).
+func (s *Server) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	select {
+	case <-s.done:
+		return nil
+	default:
+	}
+	close(s.done)
+	for _, ln := range s.lns {
+		ln.Close()
+	}
+	for c := range s.conns {
+		c.conn.Close()
+	}
+	return nil
+}
+
+// lookup finds or creates the object typ/name (each type has its own
+// names); n sets the parameters of a new one (a Queue's capacity, a
+// Semaphore's value, a Barrier's parties).
+func (s *Server) lookup(typ uint8, name string, n int64) (*object, error) {
+	if typ == 0 || int(typ) >= len(typeNames) {
+		return nil, ErrInvalid
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	key := string(rune(typ)) + name
+	o := s.objs[key]
+	if o == nil {
+		o = newObject(typ)
+		switch typ {
+		case tQueue:
+			o.capacity = int(max(n, 0))
+		case tSemaphore:
+			o.count = max(n, 0)
+		case tBarrier:
+			if n < 1 {
+				return nil, fmt.Errorf("%w: a barrier needs at least one party", ErrInvalid)
+			}
+			o.parties = int(n)
+		}
+		s.objs[key] = o
+	}
+	return o, nil
+}
+
+// sconn is one client's connection on the server.
+type sconn struct {
+	s    *Server
+	conn net.Conn
+
+	mu      sync.Mutex
+	out     []byte // replies not yet written
+	wake    chan struct{}
+	closed  bool
+	pending map[uint64]context.CancelFunc // blocked calls
+	held    map[*object]struct{}          // locks held
+}
+
+func (c *sconn) hold(o *object) { c.held[o] = struct{}{} }
+func (c *sconn) drop(o *object) { delete(c.held, o) }
+
+func (s *Server) serveConn(conn net.Conn) {
+	defer s.wg.Done()
+	defer s.n.Add(-1)
+	defer conn.Close()
+	if err := checkPeer(conn); err != nil {
+		return
+	}
+	if err := serverHandshake(conn, s.opts.Key, s.opts.HandshakeTimeout); err != nil {
+		return
+	}
+	c := &sconn{s: s, conn: conn, wake: make(chan struct{}, 1), pending: map[uint64]context.CancelFunc{}, held: map[*object]struct{}{}}
+	s.mu.Lock()
+	select {
+	case <-s.done:
+		s.mu.Unlock()
+		return
+	default:
+	}
+	s.conns[c] = struct{}{}
+	s.mu.Unlock()
+	ctx, cancel := context.WithCancel(context.Background())
+	var calls sync.WaitGroup
+	writerDone := make(chan struct{})
+	go c.writer(writerDone)
+	c.reader(ctx, &calls)
+	// The connection is gone: blocked calls end, then its locks are
+	// released (marked for their next holders).
+	cancel()
+	calls.Wait()
+	c.mu.Lock()
+	c.closed = true
+	held := c.held
+	c.held = map[*object]struct{}{}
+	c.mu.Unlock()
+	for o := range held {
+		o.ownerGone(c)
+	}
+	c.signal()
+	<-writerDone
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+func (c *sconn) reader(ctx context.Context, calls *sync.WaitGroup) {
+	fr := frameReader{r: bufio.NewReaderSize(c.conn, 64<<10), max: c.s.opts.MaxFrame}
+	for {
+		if t := c.s.opts.IdleTimeout; t > 0 {
+			c.mu.Lock()
+			idle := len(c.pending) == 0
+			c.mu.Unlock()
+			if idle {
+				c.conn.SetReadDeadline(time.Now().Add(t))
+			} else {
+				c.conn.SetReadDeadline(time.Time{})
+			}
+		}
+		f, err := fr.read()
+		if err != nil {
+			return
+		}
+		switch f.kind {
+		case kCall:
+			var rq request
+			if err := decMode.Unmarshal(f.body, &rq); err != nil {
+				c.reply(f.id, &response{Code: codeOf(ErrInvalid), Msg: "undecodable request: " + err.Error()})
+				continue
+			}
+			c.call(ctx, f.id, &rq, calls)
+		case kCancel:
+			c.mu.Lock()
+			if cancel := c.pending[f.id]; cancel != nil {
+				cancel()
+			}
+			c.mu.Unlock()
+		default:
+			return // protocol violation: cut
+		}
+	}
+}
+
+// call runs one request: at once if it can complete, else on its own
+// goroutine until it can, it is cancelled, or the connection ends.
+func (c *sconn) call(ctx context.Context, id uint64, rq *request, calls *sync.WaitGroup) {
+	o, err := c.s.lookup(rq.Kind, rq.Obj, rq.N)
+	var rs response
+	if err != nil || rq.Op == opCreate {
+		c.finish(id, &rs, err)
+		return
+	}
+	o.mu.Lock()
+	err = o.apply(c, rq, &rs)
+	o.mu.Unlock()
+	if err != errBlock {
+		c.finish(id, &rs, err)
+		return
+	}
+	c.mu.Lock()
+	if len(c.pending) >= c.s.opts.MaxPending {
+		c.mu.Unlock()
+		c.finish(id, &rs, fmt.Errorf("%w: more than %d blocked calls on one connection", ErrTooLarge, c.s.opts.MaxPending))
+		return
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	c.pending[id] = cancel
+	c.mu.Unlock()
+	calls.Add(1)
+	go func() {
+		defer calls.Done()
+		defer cancel()
+		err := c.wait(wctx, o, rq, &rs)
+		c.mu.Lock()
+		delete(c.pending, id)
+		c.mu.Unlock()
+		c.finish(id, &rs, err)
+	}()
+}
+
+// wait retries rq on o each time o changes, until it completes or ctx ends.
+func (c *sconn) wait(ctx context.Context, o *object, rq *request, rs *response) error {
+	for {
+		o.mu.Lock()
+		ch := o.changed
+		o.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			if rq.Kind == tBarrier {
+				// A party that stops waiting breaks the barrier, as a
+				// timeout does in Python.
+				o.mu.Lock()
+				o.broken = true
+				o.notify()
+				o.mu.Unlock()
+			}
+			return fmt.Errorf("%w: call cancelled", ErrClosed)
+		}
+		*rs = response{}
+		o.mu.Lock()
+		err := o.apply(c, rq, rs)
+		o.mu.Unlock()
+		if err != errBlock {
+			return err
+		}
+	}
+}
+
+func (c *sconn) finish(id uint64, rs *response, err error) {
+	if err != nil {
+		rs.Code = codeOf(err)
+		rs.Msg = err.Error()
+	}
+	c.reply(id, rs)
+}
+
+func (c *sconn) reply(id uint64, rs *response) {
+	body, err := encMode.Marshal(rs)
+	if err != nil {
+		body, _ = encMode.Marshal(&response{Code: codeOf(ErrInvalid), Msg: err.Error()})
+	}
+	if len(body)+frameHdr > c.s.opts.MaxFrame {
+		body, _ = encMode.Marshal(&response{Code: codeOf(ErrTooLarge), Msg: fmt.Sprintf("reply of %d bytes above the frame limit", len(body))})
+	}
+	c.mu.Lock()
+	if c.closed || len(c.out) > maxOutbuf {
+		c.mu.Unlock()
+		c.conn.Close() // a client that does not read its replies is cut
+		return
+	}
+	c.out = appendFrame(c.out, kReply, id, body)
+	c.mu.Unlock()
+	c.signal()
+}
+
+func (c *sconn) signal() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// writer writes queued replies, all that queued up in one write.
+func (c *sconn) writer(done chan struct{}) {
+	defer close(done)
+	var buf []byte
+	for range c.wake {
+		c.mu.Lock()
+		buf, c.out = c.out, buf[:0]
+		closed := c.closed
+		c.mu.Unlock()
+		if len(buf) > 0 {
+			if _, err := c.conn.Write(buf); err != nil {
+				c.conn.Close()
+			}
+		}
+		if closed {
+			return
+		}
+	}
+}

@@ -99,13 +99,24 @@ func OpenFile(f *os.File) (*Queue, error) {
 
 // newQueue builds a handle on the queue in seg, which it owns (and closes
 // on failure). o gives the handle's Spin and BusyPoll; h the test hooks.
-func newQueue(seg *shm.Segment, o Options, h *hooks) (*Queue, error) {
+func newQueue(seg *shm.Segment, o Options, h *hooks) (q *Queue, err error) {
+	if seg.Name() != "" {
+		// The file may be truncated under us while we read the layout.
+		defer func(old bool) {
+			r := recover()
+			restorePanicOnFault(old)
+			if r != nil {
+				q, err = nil, faultError(seg, r)
+				seg.Close()
+			}
+		}(setPanicOnFault())
+	}
 	c, err := attachCore(seg, "")
 	if err != nil {
 		seg.Close()
 		return nil, err
 	}
-	q := &Queue{c: c, r: c.newRing(h), guarded: seg.Name() != "", done: make(chan struct{})}
+	q = &Queue{c: c, r: c.newRing(h), guarded: seg.Name() != "", done: make(chan struct{})}
 	q.shared = q.r.shared()
 	q.SetSpin(o.Spin)
 	q.SetBusyPoll(o.BusyPoll)

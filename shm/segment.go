@@ -405,7 +405,7 @@ func attach(f *os.File, name, path string, kind Kind) (s *Segment, err error) {
 		return nil, fmt.Errorf("shm: mmap %d bytes: %w", size, err)
 	}
 	s = &Segment{name: name, path: path, f: f, mem: m, hdr: h, slot: -1}
-	if err := s.registerNamed(); err != nil {
+	if err := s.registerGuarded(); err != nil {
 		m.Unmap()
 		return nil, err
 	}
@@ -413,6 +413,23 @@ func attach(f *os.File, name, path string, kind Kind) (s *Segment, err error) {
 	// into the mapping (Array.Slice, a queue's Peek) are invisible to the
 	// collector, and unmapping under them would crash. Close it.
 	return s, nil
+}
+
+// registerGuarded registers, turning a memory fault (the file truncated
+// since it was checked) into ErrCorrupt.
+func (s *Segment) registerGuarded() (err error) {
+	defer func(old bool) {
+		r := recover()
+		debug.SetPanicOnFault(old)
+		if r != nil {
+			f, ok := r.(interface{ Addr() uintptr })
+			if !ok || !s.Contains(f.Addr()) {
+				panic(r)
+			}
+			err = errorf(ErrCorrupt, "memory fault at %#x: the file was truncated", f.Addr())
+		}
+	}(debug.SetPanicOnFault(true))
+	return s.registerNamed()
 }
 
 // Close unregisters this process and unmaps the segment. Calls blocked on

@@ -12,6 +12,23 @@ import (
 )
 
 var roles = map[string]testutil.Role{
+	// starter starts a manager, uses it, reports its pid, and waits to be
+	// killed.
+	"starter": func(ctx context.Context) error {
+		m, err := Start(ctx, Options{})
+		if err != nil {
+			return err
+		}
+		if _, err := m.Client.Dict("d").Add(ctx, "n", 1); err != nil {
+			return err
+		}
+		if err := os.WriteFile(os.Getenv("PIDFILE"), []byte(strconv.Itoa(m.Pid())), 0o600); err != nil {
+			return err
+		}
+		testutil.Signal("started")
+		<-ctx.Done()
+		return nil
+	},
 	// adder adds 1 to dict "d" key "n" $N times.
 	"adder": func(ctx context.Context) error {
 		c, err := childClient(ctx)

@@ -199,4 +199,3 @@ func readAll(f *os.File, buf []byte) (int, error) {
 	}
 	return n, nil
 }
-

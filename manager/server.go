@@ -192,7 +192,8 @@ type sconn struct {
 
 	mu      sync.Mutex
 	out     []byte // replies not yet written
-	wake    chan struct{}
+	spare   []byte // the buffer last written, reused
+	writing bool   // a goroutine is writing out (see reply)
 	closed  bool
 	pending map[uint64]context.CancelFunc // blocked calls
 	held    map[*object]struct{}          // locks held
@@ -211,7 +212,7 @@ func (s *Server) serveConn(conn net.Conn) {
 	if err := serverHandshake(conn, s.opts.Key, s.opts.HandshakeTimeout); err != nil {
 		return
 	}
-	c := &sconn{s: s, conn: conn, wake: make(chan struct{}, 1), pending: map[uint64]context.CancelFunc{}, held: map[*object]struct{}{}}
+	c := &sconn{s: s, conn: conn, pending: map[uint64]context.CancelFunc{}, held: map[*object]struct{}{}}
 	s.mu.Lock()
 	select {
 	case <-s.done:
@@ -223,8 +224,6 @@ func (s *Server) serveConn(conn net.Conn) {
 	s.mu.Unlock()
 	ctx, cancel := context.WithCancel(context.Background())
 	var calls sync.WaitGroup
-	writerDone := make(chan struct{})
-	go c.writer(writerDone)
 	c.reader(ctx, &calls)
 	// The connection is gone: blocked calls end, then its locks are
 	// released (marked for their next holders).
@@ -238,8 +237,6 @@ func (s *Server) serveConn(conn net.Conn) {
 	for o := range held {
 		o.ownerGone(c)
 	}
-	c.signal()
-	<-writerDone
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.mu.Unlock()
@@ -371,33 +368,26 @@ func (c *sconn) reply(id uint64, rs *response) {
 		return
 	}
 	c.out = appendFrame(c.out, kReply, id, body)
-	c.mu.Unlock()
-	c.signal()
-}
-
-func (c *sconn) signal() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
+	if c.writing {
+		c.mu.Unlock() // the writer in progress takes ours along
+		return
 	}
-}
-
-// writer writes queued replies, all that queued up in one write.
-func (c *sconn) writer(done chan struct{}) {
-	defer close(done)
-	var buf []byte
-	for range c.wake {
-		c.mu.Lock()
-		buf, c.out = c.out, buf[:0]
-		closed := c.closed
+	// No one writes: we do, here, with every reply that queues up
+	// meanwhile (no hand-off to another goroutine on the fast path).
+	c.writing = true
+	for len(c.out) > 0 {
+		buf := c.out
+		c.out = c.spare[:0]
 		c.mu.Unlock()
-		if len(buf) > 0 {
-			if _, err := c.conn.Write(buf); err != nil {
-				c.conn.Close()
-			}
-		}
-		if closed {
-			return
+		_, err := c.conn.Write(buf)
+		c.mu.Lock()
+		c.spare = buf
+		if err != nil {
+			c.out = c.out[:0]
+			c.conn.Close()
+			break
 		}
 	}
+	c.writing = false
+	c.mu.Unlock()
 }

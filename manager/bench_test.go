@@ -1,0 +1,51 @@
+package manager
+
+import (
+	"context"
+	"sync"
+	"testing"
+)
+
+// BenchmarkDictSetGet: one Set and one Get per op from one client, as
+// redis-benchmark's SET/GET at -c 1 -P 1 (ns/op is two round trips);
+// "parallel" runs 16 goroutines on the one client, pipelining.
+func BenchmarkDictSetGet(b *testing.B) {
+	for _, network := range []string{"unix", "tcp"} {
+		b.Run(network, func(b *testing.B) {
+			_, addr := serve(b, network, Options{})
+			d := dial(b, addr).Dict("d")
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := d.Set(ctx, "k", 42); err != nil {
+					b.Fatal(err)
+				}
+				var v int
+				if err := d.Get(ctx, "k", &v); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(network+"-16", func(b *testing.B) {
+			_, addr := serve(b, network, Options{})
+			d := dial(b, addr).Dict("d")
+			ctx := context.Background()
+			b.ReportAllocs()
+			var wg sync.WaitGroup
+			per := b.N/16 + 1
+			b.ResetTimer()
+			for g := 0; g < 16; g++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := 0; i < per; i++ {
+						d.Set(ctx, "k", 42)
+						var v int
+						d.Get(ctx, "k", &v)
+					}
+				}()
+			}
+			wg.Wait()
+		})
+	}
+}

@@ -26,7 +26,7 @@ func commands() map[string]command {
 		"ls":      {runLs, "list segments under the shm directory"},
 		"stat":    {runStat, "show a queue's depth, capacity and counters"},
 		"gc":      {runGc, "remove stale segments (dry run unless --force)"},
-		"manager": {notImplemented("manager"), "serve shared objects over a socket"},
+		"manager": {runManager, "serve shared objects (package manager) over a unix or TCP socket"},
 	}
 }
 
@@ -85,11 +85,4 @@ func usage(w io.Writer, cmds map[string]command) {
 		fmt.Fprintf(w, "  %-8s %s\n", n, cmds[n].summary)
 	}
 	fmt.Fprintln(w, "\nRun 'shmkit COMMAND -h' for a command's flags.")
-}
-
-func notImplemented(name string) func(context.Context, []string, io.Writer, io.Writer) int {
-	return func(_ context.Context, _ []string, _, stderr io.Writer) int {
-		fmt.Fprintf(stderr, "shmkit %s: not implemented yet\n", name)
-		return exitUsage
-	}
 }

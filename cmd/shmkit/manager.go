@@ -101,4 +101,3 @@ Flags:
 	fmt.Fprintln(stderr, "shmkit manager:", err)
 	return exitFailed
 }
-

@@ -2,15 +2,18 @@ package manager
 
 import (
 	"context"
+	"strconv"
 	"sync"
 	"testing"
+
+	"github.com/shmkit/shmkit/internal/testutil"
 )
 
 // BenchmarkDictSetGet: one Set and one Get per op from one client, as
 // redis-benchmark's SET/GET at -c 1 -P 1 (ns/op is two round trips);
 // "parallel" runs 16 goroutines on the one client, pipelining.
 func BenchmarkDictSetGet(b *testing.B) {
-	for _, network := range []string{"unix", "tcp"} {
+	for _, network := range []string{"shm", "unix", "tcp"} {
 		b.Run(network, func(b *testing.B) {
 			_, addr := serve(b, network, Options{})
 			d := dial(b, addr).Dict("d")
@@ -46,6 +49,26 @@ func BenchmarkDictSetGet(b *testing.B) {
 				}()
 			}
 			wg.Wait()
+		})
+	}
+}
+
+// BenchmarkDictSetGetProcess: the client in a child process, the server
+// in this one; one Set and one Get per op, one call in flight.
+func BenchmarkDictSetGetProcess(b *testing.B) {
+	for _, network := range []string{"shm", "unix", "tcp"} {
+		b.Run(network, func(b *testing.B) {
+			_, addr := serve(b, network, Options{})
+			ctx := context.Background()
+			c := testutil.Spawn(b, "setget", testutil.Env("MGR_ADDR", addr), testutil.Env("N", strconv.Itoa(b.N)))
+			if err := c.Await(ctx, "ready"); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			c.Send("go")
+			if err := c.Wait(ctx); err != nil {
+				b.Fatal(err)
+			}
 		})
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -88,6 +89,16 @@ func NewClient(ctx context.Context, conn net.Conn, opts Options) (*Client, error
 		conn.Close()
 		return nil, err
 	}
+	if uc, ok := conn.(*net.UnixConn); ok && !o.NoSharedMemory {
+		p, err := clientUpgrade(uc, o.HandshakeTimeout)
+		if err != nil {
+			conn.Close()
+			return nil, err
+		}
+		if p != nil {
+			conn = p
+		}
+	}
 	c := &Client{conn: conn, opts: o, pending: map[uint64]waiter{}, done: make(chan struct{})}
 	go c.reader()
 	return c, nil
@@ -142,6 +153,9 @@ func (c *Client) reader() {
 		switch {
 		case w.ch != nil:
 			w.ch <- r
+			// Let the caller run now: our next Read may spin or sleep in a
+			// futex (a shared-memory Pipe), keeping this P from it.
+			runtime.Gosched()
 		case ok && r.err == nil:
 			go c.undo(w, r.rs)
 		}

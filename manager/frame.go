@@ -31,6 +31,7 @@ const (
 	kCall    = 4 // client → server: a request (body: request)
 	kReply   = 5 // server → client: the response to request id
 	kCancel  = 6 // client → server: stop waiting for request id
+	kUpgrade = 7 // client → server, first after the handshake: move to a Pipe (see shmconn_linux.go)
 )
 
 // frame is one decoded frame; body aliases the reader's buffer until the

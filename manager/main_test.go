@@ -12,6 +12,30 @@ import (
 )
 
 var roles = map[string]testutil.Role{
+	// setget does $N Set+Get pairs on dict "b".
+	"setget": func(ctx context.Context) error {
+		c, err := childClient(ctx)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		d := c.Dict("b")
+		n, _ := strconv.Atoi(os.Getenv("N"))
+		testutil.Signal("ready")
+		if _, err := testutil.Recv(ctx); err != nil {
+			return err
+		}
+		for i := 0; i < n; i++ {
+			if err := d.Set(ctx, "k", i); err != nil {
+				return err
+			}
+			var v int
+			if err := d.Get(ctx, "k", &v); err != nil {
+				return err
+			}
+		}
+		return nil
+	},
 	// starter starts a manager, uses it, reports its pid, and waits to be
 	// killed.
 	"starter": func(ctx context.Context) error {
@@ -107,13 +131,15 @@ func childClient(ctx context.Context) (*Client, error) {
 	return Dial(ctx, os.Getenv("MGR_ADDR"), Options{Key: testKey})
 }
 
-// serve starts a server on a unix socket in a fresh directory (or TCP
-// on 127.0.0.1) and returns its address.
+// serve starts a server on a unix socket in a fresh directory (network
+// "shm": clients move to a shared-memory Pipe; "unix": the server keeps
+// them on the socket) or TCP on 127.0.0.1, and returns its address.
 func serve(t testing.TB, network string, o Options) (*Server, string) {
 	t.Helper()
 	if o.Key == nil {
 		o.Key = testKey
 	}
+	o.NoSharedMemory = network == "unix" // the client asks; "unix" refuses
 	s, err := NewServer(o)
 	if err != nil {
 		t.Fatal(err)
@@ -121,7 +147,7 @@ func serve(t testing.TB, network string, o Options) (*Server, string) {
 	var addr string
 	served := make(chan struct{})
 	switch network {
-	case "unix":
+	case "shm", "unix":
 		path := filepath.Join(t.TempDir(), "m", "sock")
 		l, err := ListenUnix(path)
 		if err != nil {
@@ -154,7 +180,7 @@ func dial(t testing.TB, addr string) *Client {
 }
 
 func forNetworks(t *testing.T, f func(t *testing.T, network string)) {
-	for _, n := range []string{"unix", "tcp"} {
+	for _, n := range []string{"shm", "unix", "tcp"} {
 		t.Run(n, func(t *testing.T) { f(t, n) })
 	}
 }

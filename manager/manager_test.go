@@ -138,3 +138,18 @@ func TestBlockedCallDoesNotStall(t *testing.T) {
 		}
 	})
 }
+
+// TestTransportUsed: on "shm" the client and server talk over a Pipe; on
+// a server with NoSharedMemory, and over TCP, they stay on the socket.
+func TestTransportUsed(t *testing.T) {
+	for network, pipe := range map[string]bool{"shm": true, "unix": false, "tcp": false} {
+		_, addr := serve(t, network, Options{})
+		c := dial(t, addr)
+		if _, ok := c.conn.(*pipeConn); ok != pipe {
+			t.Errorf("%s: connection %T", network, c.conn)
+		}
+		if _, err := c.Dict("d").Add(context.Background(), "k", 1); err != nil {
+			t.Errorf("%s: %v", network, err)
+		}
+	}
+}

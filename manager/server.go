@@ -3,8 +3,10 @@ package manager
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -38,6 +40,10 @@ type Options struct {
 	// MaxPending bounds a connection's blocked calls (default
 	// DefaultMaxPending).
 	MaxPending int
+	// NoSharedMemory keeps a unix-socket connection on the socket: a
+	// client does not ask to move to a shared-memory Pipe, a server
+	// refuses it.
+	NoSharedMemory bool
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -212,6 +218,11 @@ func (s *Server) serveConn(conn net.Conn) {
 	if err := serverHandshake(conn, s.opts.Key, s.opts.HandshakeTimeout); err != nil {
 		return
 	}
+	conn, err := s.maybeUpgrade(conn)
+	if err != nil {
+		return
+	}
+	defer conn.Close()
 	c := &sconn{s: s, conn: conn, pending: map[uint64]context.CancelFunc{}, held: map[*object]struct{}{}}
 	s.mu.Lock()
 	select {
@@ -390,4 +401,47 @@ func (c *sconn) reply(id uint64, rs *response) {
 	}
 	c.writing = false
 	c.mu.Unlock()
+}
+
+// maybeUpgrade moves conn to a Pipe if the client asks first thing (see
+// shmconn_linux.go). The kUpgrade frame, if any, is read here by peeking
+// at the first frame header, so nothing of a following frame is consumed.
+func (s *Server) maybeUpgrade(conn net.Conn) (net.Conn, error) {
+	uc, ok := conn.(*net.UnixConn)
+	if !ok {
+		return conn, nil
+	}
+	var hdr [frameHdr]byte
+	// The client sends kUpgrade or its first call at once; a client that
+	// sends nothing waits here like any idle one.
+	if _, err := io.ReadFull(conn, hdr[:]); err != nil {
+		return nil, err
+	}
+	if hdr[5] != kUpgrade || hdr[4] != protoVersion || binary.BigEndian.Uint32(hdr[:4]) != frameHdr-4 {
+		return &prefixConn{Conn: conn, pre: hdr[:]}, nil
+	}
+	if s.opts.NoSharedMemory {
+		_, err := uc.Write([]byte{'N'})
+		return conn, err
+	}
+	p, err := serverUpgrade(uc)
+	if err != nil || p == nil {
+		return conn, err
+	}
+	return p, nil
+}
+
+// prefixConn gives back bytes read ahead before the rest of Conn.
+type prefixConn struct {
+	net.Conn
+	pre []byte
+}
+
+func (c *prefixConn) Read(b []byte) (int, error) {
+	if len(c.pre) > 0 {
+		n := copy(b, c.pre)
+		c.pre = c.pre[n:]
+		return n, nil
+	}
+	return c.Conn.Read(b)
 }

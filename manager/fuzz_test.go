@@ -61,4 +61,3 @@ func readFull(c net.Conn, b []byte) {
 		n += k
 	}
 }
-

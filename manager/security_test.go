@@ -14,7 +14,11 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -186,5 +190,38 @@ func TestConnectionCap(t *testing.T) {
 		t.Fatalf("%d connections served, cap 50", n)
 	}
 	time.Sleep(600 * time.Millisecond) // past the handshake deadline
+	stillServes(t, addr)
+}
+
+// TestForeignUIDRefused: a process of another user that can reach the
+// socket (here the directory and socket are opened up on purpose) is cut
+// off before the handshake: SO_PEERCRED. Needs root, to run the client as
+// nobody, and python3, a client binary that user may execute.
+func TestForeignUIDRefused(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run a client as another user")
+	}
+	// A system python (a per-user install is not executable by nobody).
+	py := "/usr/bin/python3"
+	if _, err := os.Stat(py); err != nil {
+		t.Skip("no /usr/bin/python3")
+	}
+	_, addr := serve(t, "unix", Options{})
+	_, path := splitAddr(addr)
+	for p := filepath.Dir(path); len(p) > len(os.TempDir()); p = filepath.Dir(p) {
+		os.Chmod(p, 0o777)
+	}
+	os.Chmod(path, 0o777)
+	cmd := exec.Command(py, "-c", `import socket,sys
+s=socket.socket(socket.AF_UNIX); s.settimeout(5); s.connect(sys.argv[1])
+print(len(s.recv(1024)))`, path)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("client as nobody: %v: %s", err, out)
+	}
+	if strings.TrimSpace(string(out)) != "0" {
+		t.Fatalf("the server sent %s bytes to another user's process, want 0 (closed)", strings.TrimSpace(string(out)))
+	}
 	stillServes(t, addr)
 }

@@ -233,3 +233,56 @@ func (c *Client) undo(w waiter, rs response) {
 		c.call(ctx, &request{Op: opUnget, Kind: tQueue, Obj: w.obj, Val: rs.Val})
 	}
 }
+
+// callMany sends every request in one write and waits for all replies (or
+// ctx: then the ones still waiting are abandoned as in call).
+func (c *Client) callMany(ctx context.Context, reqs []*request) ([]result, error) {
+	ids := make([]uint64, len(reqs))
+	chans := make([]chan result, len(reqs))
+	var buf []byte
+	for i, rq := range reqs {
+		body, err := encMode.Marshal(rq)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
+		if len(body)+frameHdr > c.opts.MaxFrame {
+			return nil, fmt.Errorf("%w: request of %d bytes (frame limit %d)", ErrTooLarge, len(body), c.opts.MaxFrame)
+		}
+		ids[i] = c.nextID.Add(1)
+		buf = appendFrame(buf, kCall, ids[i], body)
+	}
+	c.mu.Lock()
+	if c.err != nil {
+		c.mu.Unlock()
+		return nil, c.err
+	}
+	for i, rq := range reqs {
+		chans[i] = make(chan result, 1)
+		c.pending[ids[i]] = waiter{ch: chans[i], kind: rq.Kind, op: rq.Op, obj: rq.Obj}
+	}
+	c.mu.Unlock()
+	c.wmu.Lock()
+	_, err := c.conn.Write(buf)
+	c.wmu.Unlock()
+	if err != nil {
+		c.fail(fmt.Errorf("%w: %v", ErrClosed, err))
+	}
+	out := make([]result, len(reqs))
+	for i, ch := range chans {
+		select {
+		case out[i] = <-ch:
+		case <-ctx.Done():
+			c.mu.Lock()
+			for _, id := range ids[i:] {
+				if w, ok := c.pending[id]; ok {
+					w.ch = nil
+					c.pending[id] = w
+					go c.send(kCancel, id, nil)
+				}
+			}
+			c.mu.Unlock()
+			return nil, ctx.Err()
+		}
+	}
+	return out, nil
+}

@@ -153,3 +153,47 @@ func TestTransportUsed(t *testing.T) {
 		}
 	}
 }
+
+// TestBatch: many calls in one write; each Pending has its own result.
+func TestBatch(t *testing.T) {
+	forNetworks(t, func(t *testing.T, network string) {
+		_, addr := serve(t, network, Options{})
+		c := dial(t, addr)
+		ctx := context.Background()
+		if _, err := c.Queue(ctx, "q", 0); err != nil {
+			t.Fatal(err)
+		}
+		b := c.Batch()
+		var adds []*Pending
+		for i := 0; i < 100; i++ {
+			adds = append(adds, b.Dict("d").Add("n", 1))
+		}
+		b.Dict("d").Set("s", "x")
+		get := b.Dict("d").Get("s")
+		missing := b.Dict("d").Get("nope")
+		put := b.Put("q", 7)
+		if err := b.Send(ctx); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("Send = %v, want the missing key's ErrNotFound", err)
+		}
+		for i, p := range adds {
+			if n, err := p.Int(); err != nil || n != int64(i+1) {
+				t.Fatalf("add %d = %d, %v (calls run in order)", i, n, err)
+			}
+		}
+		var s string
+		if err := get.Decode(&s); err != nil || s != "x" {
+			t.Fatalf("Get after Set in one batch = %q, %v", s, err)
+		}
+		if err := missing.Err(); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("missing = %v", err)
+		}
+		if err := put.Err(); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := c.Queue(ctx, "q", 0); err != nil {
+			t.Fatal(err)
+		} else if l, _ := n.Len(ctx); l != 1 {
+			t.Fatalf("queue length %d after the batched Put", l)
+		}
+	})
+}

@@ -128,7 +128,7 @@ func work(n int) int {
 var testKey = []byte("0123456789abcdef-test-key")
 
 func childClient(ctx context.Context) (*Client, error) {
-	return Dial(ctx, os.Getenv("MGR_ADDR"), Options{Key: testKey})
+	return Dial(ctx, os.Getenv("MGR_ADDR"), Options{Key: testKey, SharedMemory: true})
 }
 
 // serve starts a server on a unix socket in a fresh directory (network
@@ -171,7 +171,7 @@ func serve(t testing.TB, network string, o Options) (*Server, string) {
 
 func dial(t testing.TB, addr string) *Client {
 	t.Helper()
-	c, err := Dial(context.Background(), addr, Options{Key: testKey})
+	c, err := Dial(context.Background(), addr, Options{Key: testKey, SharedMemory: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,8 +179,12 @@ func dial(t testing.TB, addr string) *Client {
 	return c
 }
 
+// networks: "shm" (clients ask for the Pipe, the server agrees), "unix"
+// (the server refuses), "tcp".
+var networks = []string{"shm", "unix", "tcp"}
+
 func forNetworks(t *testing.T, f func(t *testing.T, network string)) {
-	for _, n := range []string{"shm", "unix", "tcp"} {
+	for _, n := range networks {
 		t.Run(n, func(t *testing.T) { f(t, n) })
 	}
 }

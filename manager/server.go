@@ -40,9 +40,12 @@ type Options struct {
 	// MaxPending bounds a connection's blocked calls (default
 	// DefaultMaxPending).
 	MaxPending int
-	// NoSharedMemory keeps a unix-socket connection on the socket: a
-	// client does not ask to move to a shared-memory Pipe, a server
-	// refuses it.
+	// SharedMemory makes a client on a unix socket ask to move to a
+	// shared-memory Pipe after the handshake (off by default while an
+	// intermittent hang under many-process load is open; see the package
+	// doc). A server agrees unless NoSharedMemory is set.
+	SharedMemory bool
+	// NoSharedMemory makes a server keep every connection on its socket.
 	NoSharedMemory bool
 }
 

@@ -13,39 +13,24 @@ import (
 // TestAddAcrossProcesses: 8 client processes Add 1 to one key 10,000
 // times each (2,000 under -race); the total is exact (Python's d[k] += 1 through a manager
 // loses updates).
-func TestAddAcrossProcesses(t *testing.T) {
-	forSockets(t, func(t *testing.T, network string) {
-		_, addr := serve(t, network, Options{})
-		ctx := testutil.Context(t)
-		const procs = 8
-		n := work(10000)
-		var kids []*testutil.Child
-		for i := 0; i < procs; i++ {
-			kids = append(kids, testutil.Spawn(t, "adder", testutil.Env("MGR_ADDR", addr), testutil.Env("N", strconv.Itoa(n))))
-		}
-		for _, k := range kids {
-			if err := k.Wait(ctx); err != nil {
-				t.Fatal(err)
-			}
-		}
-		var got int64
-		if err := dial(t, addr).Dict("d").Get(ctx, "n", &got); err != nil || got != int64(procs*n) {
-			t.Fatalf("total %d, %v; want %d", got, err, procs*n)
-		}
-	})
-}
+func TestAddAcrossProcesses(t *testing.T) { countAcrossProcesses(t, "adder", work(10000)) }
 
 // TestLockedIncrementAcrossProcesses: the same with Get and Set under a
 // manager Lock.
 func TestLockedIncrementAcrossProcesses(t *testing.T) {
+	countAcrossProcesses(t, "locked-incr", work(2000))
+}
+
+// countAcrossProcesses runs 8 children of role, each adding 1 to dict
+// "d" key "n" n times, and checks the total.
+func countAcrossProcesses(t *testing.T, role string, n int) {
 	forSockets(t, func(t *testing.T, network string) {
 		_, addr := serve(t, network, Options{})
 		ctx := testutil.Context(t)
 		const procs = 8
-		n := work(2000)
 		var kids []*testutil.Child
 		for i := 0; i < procs; i++ {
-			kids = append(kids, testutil.Spawn(t, "locked-incr", testutil.Env("MGR_ADDR", addr), testutil.Env("N", strconv.Itoa(n))))
+			kids = append(kids, testutil.Spawn(t, role, testutil.Env("MGR_ADDR", addr), testutil.Env("N", strconv.Itoa(n))))
 		}
 		for _, k := range kids {
 			if err := k.Wait(ctx); err != nil {
@@ -206,4 +191,45 @@ func forSockets(t *testing.T, f func(t *testing.T, network string)) {
 	for _, n := range []string{"unix", "tcp"} {
 		t.Run(n, func(t *testing.T) { f(t, n) })
 	}
+}
+
+// TestBarrier: three clients meet at a Barrier, each with its own arrival
+// index; a request carrying client-made state (Vals) changes nothing and
+// cannot crash the server.
+func TestBarrier(t *testing.T) {
+	_, addr := serve(t, "unix", Options{})
+	ctx := testutil.Context(t)
+	got := make(chan int, 3)
+	for i := 0; i < 3; i++ {
+		c := dial(t, addr)
+		b, err := c.Barrier(ctx, "b", 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			n, err := b.Wait(ctx)
+			if err != nil {
+				t.Error(err)
+			}
+			got <- n
+		}()
+	}
+	seen := 0
+	for i := 0; i < 3; i++ {
+		seen |= 1 << <-got
+	}
+	if seen != 7 {
+		t.Fatalf("arrival indexes %b, want 0, 1, 2 once each", seen)
+	}
+	c := dial(t, addr)
+	if _, err := c.call(ctx, &request{Op: opWait, Kind: tBarrier, Obj: "x", Vals: [][]byte{{0xff}}}); err == nil {
+		t.Fatal("a Wait on a barrier never created succeeded")
+	}
+	if _, err := c.Barrier(ctx, "one", 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.call(ctx, &request{Op: opWait, Kind: tBarrier, Obj: "one", Vals: [][]byte{{0xff}}}); err != nil {
+		t.Fatalf("a one-party Wait with junk Vals = %v", err)
+	}
+	stillServes(t, addr)
 }

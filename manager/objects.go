@@ -5,8 +5,6 @@ import (
 	"slices"
 	"sort"
 	"sync"
-
-	"github.com/fxamacker/cbor/v2"
 )
 
 // object is one named shared object on the server. Each has its own
@@ -72,7 +70,7 @@ func (o *object) apply(c *sconn, rq *request, rs *response) error {
 	case tEvent:
 		return o.eventOp(rq, rs)
 	case tBarrier:
-		return o.barrierOp(c, rq, rs)
+		return o.barrierOp(rq, rs)
 	}
 	return ErrInvalid
 }
@@ -392,33 +390,26 @@ func (o *object) eventOp(rq *request, rs *response) error {
 	return nil
 }
 
-// barrierOp: opWait arrives (rq.N unused) and waits for the generation it
-// arrived in to complete; the waiter remembers that generation in its
-// request (Old) on retries.
-func (o *object) barrierOp(c *sconn, rq *request, rs *response) error {
+// barrierOp: opWait arrives once and then waits for the generation it
+// arrived in to complete. Where it arrived is kept in the request's
+// server-only field (never decoded from the client), for its retries.
+func (o *object) barrierOp(rq *request, rs *response) error {
 	switch rq.Op {
 	case opWait:
-		if rq.Vals == nil { // first attempt: arrive
+		if rq.arrival == nil {
 			if o.broken {
 				return ErrBroken
 			}
-			rs.N = int64(o.arrived)
+			rq.arrival = &arrival{gen: o.gen, index: o.arrived}
 			o.arrived++
-			gen := o.gen
-			rq.Vals = [][]byte{encInt(int64(gen)), encInt(rs.N)}
 			if o.arrived == o.parties {
 				o.arrived = 0
 				o.gen++
 				o.notify()
-				return nil
 			}
-			return errBlock
 		}
-		var gen, idx int64
-		cbor.Unmarshal(rq.Vals[0], &gen)
-		cbor.Unmarshal(rq.Vals[1], &idx)
-		rs.N = idx
-		if o.gen != uint64(gen) {
+		rs.N = int64(rq.arrival.index)
+		if o.gen != rq.arrival.gen {
 			return nil
 		}
 		if o.broken {

@@ -19,6 +19,14 @@ type request struct {
 	N    int64 // delta, index, count, capacity, timeout in ms
 	Vals [][]byte
 	Keys []string
+
+	arrival *arrival // server only, never on the wire: a Barrier.Wait's arrival
+}
+
+// arrival is where a Barrier.Wait arrived: the generation and its index.
+type arrival struct {
+	gen   uint64
+	index int
 }
 
 type response struct {

@@ -68,11 +68,17 @@ func (o Options) withDefaults() (Options, error) {
 	return o, nil
 }
 
+// objKey names an object: each type has its own names.
+type objKey struct {
+	typ  uint8
+	name string
+}
+
 // Server holds the shared objects and serves them.
 type Server struct {
 	opts  Options
 	mu    sync.Mutex
-	objs  map[string]*object // typ byte + name
+	objs  map[objKey]*object
 	conns map[*sconn]struct{}
 	n     atomic.Int32 // connections, authenticated or not
 	wg    sync.WaitGroup
@@ -86,7 +92,7 @@ func NewServer(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Server{opts: o, objs: map[string]*object{}, conns: map[*sconn]struct{}{}, done: make(chan struct{})}, nil
+	return &Server{opts: o, objs: map[objKey]*object{}, conns: map[*sconn]struct{}{}, done: make(chan struct{})}, nil
 }
 
 // Serve serves ln until ctx ends or the server is closed; it then closes
@@ -174,7 +180,7 @@ func (s *Server) lookup(typ uint8, name string, n int64) (*object, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	key := string(rune(typ)) + name
+	key := objKey{typ, name} // a struct key: no string built per call
 	o := s.objs[key]
 	if o == nil {
 		o = newObject(typ)

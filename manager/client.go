@@ -89,7 +89,7 @@ func NewClient(ctx context.Context, conn net.Conn, opts Options) (*Client, error
 		conn.Close()
 		return nil, err
 	}
-	if uc, ok := conn.(*net.UnixConn); ok && o.SharedMemory {
+	if uc, ok := conn.(*net.UnixConn); ok && !o.NoSharedMemory {
 		p, err := clientUpgrade(uc, o.HandshakeTimeout)
 		if err != nil {
 			conn.Close()

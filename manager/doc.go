@@ -47,11 +47,11 @@
 // queued for a client that does not read them are bounded (64 MiB): past
 // that it is cut. The server holds at most Options.MaxConns connections.
 //
-// Transports: the same frames over any net.Conn. With
-// Options.SharedMemory a client on a unix socket asks, after the
-// handshake, to move to a ringbuf Pipe whose memfd the server sends with
-// SCM_RIGHTS; the socket stays open as the lifeline. It is opt-in while an
-// intermittent hang seen under many-process load is investigated.
+// Transports: the same frames over any net.Conn. A client on a unix
+// socket asks, after the handshake, to move to a ringbuf Pipe whose memfd
+// the server sends with SCM_RIGHTS; the socket stays open as the
+// lifeline. Options.NoSharedMemory on either side keeps the connection on
+// the socket.
 //
 // When a caller's ctx ends, the call returns ctx's error and the server is
 // told to stop waiting; should the server have completed it meanwhile, a

@@ -128,7 +128,7 @@ func work(n int) int {
 var testKey = []byte("0123456789abcdef-test-key")
 
 func childClient(ctx context.Context) (*Client, error) {
-	return Dial(ctx, os.Getenv("MGR_ADDR"), Options{Key: testKey, SharedMemory: true})
+	return Dial(ctx, os.Getenv("MGR_ADDR"), Options{Key: testKey})
 }
 
 // serve starts a server on a unix socket in a fresh directory (network
@@ -171,7 +171,7 @@ func serve(t testing.TB, network string, o Options) (*Server, string) {
 
 func dial(t testing.TB, addr string) *Client {
 	t.Helper()
-	c, err := Dial(context.Background(), addr, Options{Key: testKey, SharedMemory: true})
+	c, err := Dial(context.Background(), addr, Options{Key: testKey})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package manager
 import (
 	"context"
 	"errors"
+	"net"
 	"strconv"
 	"testing"
 	"time"
@@ -24,7 +25,7 @@ func TestLockedIncrementAcrossProcesses(t *testing.T) {
 // countAcrossProcesses runs 8 children of role, each adding 1 to dict
 // "d" key "n" n times, and checks the total.
 func countAcrossProcesses(t *testing.T, role string, n int) {
-	forSockets(t, func(t *testing.T, network string) {
+	forNetworks(t, func(t *testing.T, network string) {
 		_, addr := serve(t, network, Options{})
 		ctx := testutil.Context(t)
 		const procs = 8
@@ -124,9 +125,22 @@ func TestBlockedCallDoesNotStall(t *testing.T) {
 	})
 }
 
-// TestTransportUsed: on "shm" the client and server talk over a Pipe; on
-// a server with NoSharedMemory, and over TCP, they stay on the socket.
+// TestTransportUsed: on "shm" the client and server talk over a Pipe by
+// default; with NoSharedMemory on either side, and over TCP, they stay on
+// the socket.
 func TestTransportUsed(t *testing.T) {
+	_, addr := serve(t, "shm", Options{})
+	c, err := Dial(context.Background(), addr, Options{Key: testKey, NoSharedMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, ok := c.conn.(*net.UnixConn); !ok {
+		t.Errorf("a client with NoSharedMemory: connection %T", c.conn)
+	}
+	if _, err := c.Dict("d").Add(context.Background(), "k", 1); err != nil {
+		t.Error(err)
+	}
 	for network, pipe := range map[string]bool{"shm": true, "unix": false, "tcp": false} {
 		_, addr := serve(t, network, Options{})
 		c := dial(t, addr)
@@ -181,16 +195,6 @@ func TestBatch(t *testing.T) {
 			t.Fatalf("queue length %d after the batched Put", l)
 		}
 	})
-}
-
-// forSockets runs f on the socket transports only: on "shm" these
-// many-process tests hung once in four CI runs (all server readers on the
-// socket after the upgrade fell back, blocked in read with their clients
-// gone); until that is found the shared-memory transport is opt-in.
-func forSockets(t *testing.T, f func(t *testing.T, network string)) {
-	for _, n := range []string{"unix", "tcp"} {
-		t.Run(n, func(t *testing.T) { f(t, n) })
-	}
 }
 
 // TestBarrier: three clients meet at a Barrier, each with its own arrival

@@ -40,12 +40,10 @@ type Options struct {
 	// MaxPending bounds a connection's blocked calls (default
 	// DefaultMaxPending).
 	MaxPending int
-	// SharedMemory makes a client on a unix socket ask to move to a
-	// shared-memory Pipe after the handshake (off by default while an
-	// intermittent hang under many-process load is open; see the package
-	// doc). A server agrees unless NoSharedMemory is set.
-	SharedMemory bool
-	// NoSharedMemory makes a server keep every connection on its socket.
+	// NoSharedMemory keeps a unix-socket connection on its socket: a
+	// client with it set does not ask to move to a shared-memory Pipe
+	// after the handshake, a server with it set refuses. By default a
+	// client asks and a server agrees.
 	NoSharedMemory bool
 }
 
@@ -310,6 +308,9 @@ func (c *sconn) call(ctx context.Context, id uint64, rq *request, calls *sync.Wa
 	}
 	o.mu.Lock()
 	err = o.apply(c, rq, &rs)
+	// Taken in the same hold as the apply that blocked: a change after
+	// it closes this channel, so the waiter cannot miss it.
+	ch := o.changed
 	o.mu.Unlock()
 	if err != errBlock {
 		c.finish(id, &rs, err)
@@ -328,7 +329,7 @@ func (c *sconn) call(ctx context.Context, id uint64, rq *request, calls *sync.Wa
 	go func() {
 		defer calls.Done()
 		defer cancel()
-		err := c.wait(wctx, o, rq, &rs)
+		err := c.wait(wctx, o, ch, rq, &rs)
 		c.mu.Lock()
 		delete(c.pending, id)
 		c.mu.Unlock()
@@ -336,12 +337,12 @@ func (c *sconn) call(ctx context.Context, id uint64, rq *request, calls *sync.Wa
 	}()
 }
 
-// wait retries rq on o each time o changes, until it completes or ctx ends.
-func (c *sconn) wait(ctx context.Context, o *object, rq *request, rs *response) error {
+// wait retries rq on o each time o changes, until it completes or ctx
+// ends. ch is o.changed as it was when rq last failed to apply, read under
+// the same hold of o.mu: re-reading it later would miss a change made in
+// between (a lost wakeup: a Lock waiter slept on after the Release).
+func (c *sconn) wait(ctx context.Context, o *object, ch chan struct{}, rq *request, rs *response) error {
 	for {
-		o.mu.Lock()
-		ch := o.changed
-		o.mu.Unlock()
 		select {
 		case <-ch:
 		case <-ctx.Done():
@@ -358,6 +359,7 @@ func (c *sconn) wait(ctx context.Context, o *object, rq *request, rs *response) 
 		*rs = response{}
 		o.mu.Lock()
 		err := o.apply(c, rq, rs)
+		ch = o.changed
 		o.mu.Unlock()
 		if err != errBlock {
 			return err

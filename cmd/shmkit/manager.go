@@ -31,6 +31,7 @@ func runManager(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	keyFile := fs.String("key-file", "", "file holding the shared key; for a unix socket a missing file is created with a random key (mode 0600); default: key beside the socket")
 	maxConns := fs.Int("max-conns", manager.DefaultMaxConns, "most connections served at once")
 	idle := fs.Duration("idle", 0, "cut connections idle this long (0: never)")
+	noShm := fs.Bool("no-shm", false, "keep unix-socket clients on the socket (by default they move to a shared-memory Pipe after the handshake)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, `usage: shmkit manager [flags]
 
@@ -94,7 +95,7 @@ Flags:
 		}
 	}
 	fmt.Fprintf(stdout, "serving on %s (key: %s)\n", addr, *keyFile)
-	err = manager.Serve(ctx, ln, manager.Options{Key: key, MaxConns: *maxConns, IdleTimeout: *idle})
+	err = manager.Serve(ctx, ln, manager.Options{Key: key, MaxConns: *maxConns, IdleTimeout: *idle, NoSharedMemory: *noShm})
 	if ctx.Err() != nil {
 		return exitInterrupted
 	}

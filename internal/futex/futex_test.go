@@ -395,8 +395,10 @@ func TestSpinnerAdapts(t *testing.T) {
 	if b := time.Duration(s.budget.Load()); b != minSpin {
 		t.Fatalf("budget floor = %v", b)
 	}
+	// A wait that slept costs the sleep and the wakeup, more than the 1 µs
+	// floor: a short wait like that must still grow the budget back.
 	for i := 0; i < 20; i++ {
-		s.learn(0)
+		s.learn(8 * time.Microsecond)
 	}
 	if b := time.Duration(s.budget.Load()); b != 40*time.Microsecond {
 		t.Fatalf("budget ceiling = %v", b)

@@ -16,9 +16,12 @@ const minSpin = time.Microsecond
 // condition for a while before sleeping in the kernel. A sleep costs a
 // FUTEX_WAIT and, worse, the wakeup of an idle CPU (tens of µs on a VM);
 // spinning costs a CPU. The budget adapts to the waits it sees: a wait that
-// ended soon after the spin gave up (within 4x the budget) means a longer
-// spin would have caught it, so the budget doubles, up to the bound; a long
-// wait means the peer was idle, so it halves, down to 1 µs.
+// spun and slept but ended within twice the bound means a spin of the full
+// bound would (nearly) have caught it, so the budget doubles, up to the
+// bound; a longer wait means the peer was idle, so it halves, down to 1 µs.
+// The test is against the bound, not the budget: a wait's length includes
+// the sleep and wakeup themselves (several µs on a VM), so a test against a
+// small budget would keep it small for ever once it got there.
 //
 // Spinning is skipped when the awaited step cannot happen meanwhile
 // (GOMAXPROCS or the CPUs available is 1), and the spinner gives its CPU
@@ -102,7 +105,7 @@ func (s *Spinner) learn(d time.Duration) {
 	if budget <= 0 {
 		budget = limit
 	}
-	if d < 4*budget {
+	if d <= 2*limit {
 		budget = min(2*budget, limit)
 	} else {
 		budget = max(budget/2, minSpin)

@@ -118,7 +118,11 @@ func MaybeChild() {
 	if os.Getenv(roleEnv) == "" {
 		return
 	}
-	if err := peerMain(); err != nil {
+	run := peerMain
+	if os.Getenv(roleEnv) == kvRole {
+		run = kvClientMain
+	}
+	if err := run(); err != nil {
 		fmt.Fprintf(os.Stderr, "shmkit bench peer: %v\n", err)
 		os.Exit(1)
 	}

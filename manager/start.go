@@ -76,7 +76,7 @@ func Start(ctx context.Context, opts Options) (*Child, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	c := &Child{cmd: cmd, life: lifeW, dir: dir, Addr: "unix:" + path, exited: make(chan struct{})}
+	c := &Child{cmd: cmd, life: lifeW, dir: dir, Addr: "unix:" + path, Key: o.Key, exited: make(chan struct{})}
 	go func() { cmd.Wait(); close(c.exited) }()
 	fail := func(err error) (*Child, error) {
 		c.kill()
@@ -113,6 +113,7 @@ func Start(ctx context.Context, opts Options) (*Child, error) {
 type Child struct {
 	Client *Client // connected to it
 	Addr   string  // its socket, for Dial
+	Key    []byte  // the key it serves with (made by Start if opts had none)
 
 	cmd    *exec.Cmd
 	life   *os.File

@@ -3,12 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -32,6 +34,8 @@ type benchFlags struct {
 	jsonPath string
 	svgPath  string
 	list     bool
+	kv       bool
+	kvCfg    bench.KVConfig
 }
 
 func parseBenchFlags(args []string, stderr io.Writer) (*benchFlags, error) {
@@ -56,6 +60,11 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchFlags, error) {
 		python     = fs.Bool("python", false, "add Python's multiprocessing.Queue and Pipe as references (needs python3)")
 		python3    = fs.String("python3", "python3", "the Python interpreter for -python")
 		quiet      = fs.Bool("q", false, "no progress on stderr")
+		kv         = fs.Bool("kv", false, "run the kv workload instead: manager Dict Set+Get against redis-benchmark (when redis-server is installed) and, with -python, Python's Manager().dict()")
+		kvClients  = fs.String("kv-clients", "1,4,50", "-kv: client processes per cell (redis-benchmark -c)")
+		kvPipeline = fs.String("kv-pipeline", "1,16", "-kv: requests in flight per client (redis-benchmark -P)")
+		kvDuration = fs.Duration("kv-duration", bench.DefaultKV().Duration, "-kv: measured time of one cell")
+		kvBackends = fs.String("kv-backends", "manager-shm,manager-unix,redis", "-kv: backends to run (py-manager is added by -python)")
 	)
 	f := &benchFlags{}
 	fs.StringVar(&f.jsonPath, "json", "", "write the results as JSON to `FILE`")
@@ -80,6 +89,19 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchFlags, error) {
 	}
 	cfg.Modes = splitList(*modes)
 	var err error
+	if *kv {
+		f.kv = true
+		f.kvCfg = bench.KVConfig{Duration: *kvDuration, Backends: splitList(*kvBackends), Python: *python, Python3: *python3, Progress: cfg.Progress}
+		if f.kvCfg.Clients, err = parseInts(*kvClients); err != nil {
+			return nil, fmt.Errorf("-kv-clients: %w", err)
+		}
+		if f.kvCfg.Pipeline, err = parseInts(*kvPipeline); err != nil {
+			return nil, fmt.Errorf("-kv-pipeline: %w", err)
+		}
+		if *kvDuration <= 0 {
+			return nil, errors.New("-kv-duration must be positive")
+		}
+	}
 	if cfg.StreamSizes, err = parseSizes(*sizes); err != nil {
 		return nil, err
 	}
@@ -115,6 +137,21 @@ func splitList(s string) []string {
 	return out
 }
 
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for _, p := range splitList(s) {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%q is not a positive count", p)
+		}
+		out = append(out, n)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("empty list")
+	}
+	return out, nil
+}
+
 func parseSizes(s string) ([]int, error) {
 	var out []int
 	for _, p := range splitList(s) {
@@ -143,6 +180,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return exitOK
 	}
 	start := time.Now()
+	if f.kv {
+		return runKV(ctx, f, start, stdout, stderr)
+	}
 	fmt.Fprintln(stdout, describeRun(&f.cfg, start))
 	results, err := bench.Run(ctx, f.cfg)
 	if ctx.Err() != nil {
@@ -183,6 +223,35 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stdout, "wrote %s\n", f.svgPath)
 	}
 	return code
+}
+
+// runKV is `shmkit bench -kv`: the table on stdout, JSON if asked.
+func runKV(ctx context.Context, f *benchFlags, start time.Time, stdout, stderr io.Writer) int {
+	fmt.Fprintln(stdout, strings.SplitN(describeRun(&f.cfg, start), "\n", 2)[0])
+	fmt.Fprintf(stdout, "kv: %v per cell\n\n", f.kvCfg.Duration)
+	results, err := bench.RunKV(ctx, f.kvCfg)
+	bench.WriteKVTable(stdout, results)
+	if err != nil {
+		if ctx.Err() != nil {
+			fmt.Fprintf(stderr, "shmkit bench: interrupted after %.1fs; no files written\n", time.Since(start).Seconds())
+			return exitInterrupted
+		}
+		fmt.Fprintf(stderr, "shmkit bench: %v\n", err)
+		return exitFailed
+	}
+	fmt.Fprintf(stdout, "\nwall time %.1fs\n", time.Since(start).Seconds())
+	if f.jsonPath != "" {
+		if err := writeFile(f.jsonPath, func(w io.Writer) error {
+			e := json.NewEncoder(w)
+			e.SetIndent("", "  ")
+			return e.Encode(results)
+		}); err != nil {
+			fmt.Fprintf(stderr, "shmkit bench: %v\n", err)
+			return exitFailed
+		}
+		fmt.Fprintf(stdout, "wrote %s\n", f.jsonPath)
+	}
+	return exitOK
 }
 
 // writeFile writes through a buffer, so a failed render leaves no

@@ -3,6 +3,7 @@ package manager
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"runtime"
@@ -141,7 +142,7 @@ func (c *Client) reader() {
 			return
 		}
 		var r result
-		if err := decMode.Unmarshal(f.body, &r.rs); err != nil {
+		if err := decodeResponse(f.body, &r.rs); err != nil {
 			r.err = fmt.Errorf("%w: undecodable reply: %v", ErrProtocol, err)
 		} else if r.rs.Code != 0 {
 			r.err = &RemoteError{Code: r.rs.Code, Msg: r.rs.Msg}
@@ -167,13 +168,6 @@ var resultChans = sync.Pool{New: func() any { return make(chan result, 1) }}
 // call sends rq and waits for its reply, or for ctx: then the server is
 // told to stop waiting for it, and ctx's error is returned.
 func (c *Client) call(ctx context.Context, rq *request) (response, error) {
-	body, err := encMode.Marshal(rq)
-	if err != nil {
-		return response{}, fmt.Errorf("%w: %v", ErrInvalid, err)
-	}
-	if len(body)+frameHdr > c.opts.MaxFrame {
-		return response{}, fmt.Errorf("%w: request of %d bytes (frame limit %d)", ErrTooLarge, len(body), c.opts.MaxFrame)
-	}
 	ch := resultChans.Get().(chan result)
 	id := c.nextID.Add(1)
 	c.mu.Lock()
@@ -184,8 +178,18 @@ func (c *Client) call(ctx context.Context, rq *request) (response, error) {
 	}
 	c.pending[id] = waiter{ch: ch, kind: rq.Kind, op: rq.Op, obj: rq.Obj}
 	c.mu.Unlock()
-	if err := c.send(kCall, id, body); err != nil {
-		c.fail(fmt.Errorf("%w: %v", ErrClosed, err))
+	if err := c.sendCall(id, rq); errors.Is(err, ErrTooLarge) {
+		c.mu.Lock()
+		_, waiting := c.pending[id]
+		delete(c.pending, id)
+		c.mu.Unlock()
+		if !waiting {
+			<-ch // the connection failed meanwhile and told ch
+		}
+		resultChans.Put(ch)
+		return response{}, err
+	} else if err != nil {
+		c.fail(err) // tells ch, among the others
 	}
 	select {
 	case r := <-ch:
@@ -210,6 +214,22 @@ func (c *Client) call(ctx context.Context, rq *request) (response, error) {
 		}
 		return response{}, ctx.Err()
 	}
+}
+
+// sendCall writes rq's frame; a frame above the limit is not sent
+// (ErrTooLarge), a failed write is the connection's failure.
+func (c *Client) sendCall(id uint64, rq *request) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	var ok bool
+	c.wbuf, ok = appendFrameWith(c.wbuf[:0], kCall, id, c.opts.MaxFrame, func(b []byte) []byte { return appendRequest(b, rq) })
+	if !ok {
+		return fmt.Errorf("%w: request above the frame limit %d", ErrTooLarge, c.opts.MaxFrame)
+	}
+	if _, err := c.conn.Write(c.wbuf); err != nil {
+		return fmt.Errorf("%w: %v", ErrClosed, err)
+	}
+	return nil
 }
 
 func (c *Client) send(kind byte, id uint64, body []byte) error {
@@ -241,15 +261,11 @@ func (c *Client) callMany(ctx context.Context, reqs []*request) ([]result, error
 	chans := make([]chan result, len(reqs))
 	var buf []byte
 	for i, rq := range reqs {
-		body, err := encMode.Marshal(rq)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
-		}
-		if len(body)+frameHdr > c.opts.MaxFrame {
-			return nil, fmt.Errorf("%w: request of %d bytes (frame limit %d)", ErrTooLarge, len(body), c.opts.MaxFrame)
-		}
 		ids[i] = c.nextID.Add(1)
-		buf = appendFrame(buf, kCall, ids[i], body)
+		var ok bool
+		if buf, ok = appendFrameWith(buf, kCall, ids[i], c.opts.MaxFrame, func(b []byte) []byte { return appendRequest(b, rq) }); !ok {
+			return nil, fmt.Errorf("%w: request %d above the frame limit %d", ErrTooLarge, i, c.opts.MaxFrame)
+		}
 	}
 	c.mu.Lock()
 	if c.err != nil {

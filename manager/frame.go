@@ -77,6 +77,20 @@ func (fr *frameReader) read() (frame, error) {
 }
 
 // appendFrame appends a frame with body to dst.
+// appendFrameWith appends a frame whose body body appends; it returns
+// dst unchanged with ok false if the frame would pass max bytes.
+func appendFrameWith(dst []byte, kind byte, id uint64, max int, body func([]byte) []byte) (out []byte, ok bool) {
+	start := len(dst)
+	dst = appendFrame(dst, kind, id, nil)
+	dst = body(dst)
+	n := len(dst) - start
+	if n > max {
+		return dst[:start], false
+	}
+	binary.BigEndian.PutUint32(dst[start:], uint32(n-4))
+	return dst, true
+}
+
 func appendFrame(dst []byte, kind byte, id uint64, body []byte) []byte {
 	dst = binary.BigEndian.AppendUint32(dst, uint32(frameHdr-4+len(body)))
 	dst = append(dst, protoVersion, kind)

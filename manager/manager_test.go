@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -236,4 +237,41 @@ func TestBarrier(t *testing.T) {
 		t.Fatalf("a one-party Wait with junk Vals = %v", err)
 	}
 	stillServes(t, addr)
+}
+
+// TestFrameLimits: a request above the frame limit fails with ErrTooLarge
+// before anything is sent and the client works on; a reply above the
+// server's limit reaches the caller as ErrTooLarge, not a cut connection.
+func TestFrameLimits(t *testing.T) {
+	_, addr := serve(t, "unix", Options{MaxFrame: 4 << 10})
+	ctx := testutil.Context(t)
+	c, err := Dial(ctx, addr, Options{Key: testKey, MaxFrame: 4 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	d := c.Dict("d")
+	if err := d.Set(ctx, "big", strings.Repeat("x", 8<<10)); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("Set of 8 KiB through a 4 KiB frame limit = %v, want ErrTooLarge", err)
+	}
+	// Three values that fit one by one, whose Keys reply does not.
+	for i := 0; i < 3; i++ {
+		if err := d.Set(ctx, strings.Repeat(strconv.Itoa(i), 2<<10), 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := d.Keys(ctx); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("Keys of 6 KiB through a 4 KiB frame limit = %v, want ErrTooLarge", err)
+	}
+	if n, err := d.Len(ctx); err != nil || n != 3 {
+		t.Fatalf("Len after the refusals = %d, %v", n, err)
+	}
+	// A call whose body is not a request: an ErrInvalid reply.
+	if err := c.send(kCall, 999, []byte{0xff, 0x00}); err != nil {
+		t.Fatal(err)
+	}
+	stillServes(t, addr)
+	if _, err := d.Len(ctx); err != nil {
+		t.Fatalf("the client after a garbage call: %v", err)
+	}
 }

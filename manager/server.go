@@ -280,7 +280,7 @@ func (c *sconn) reader(ctx context.Context, calls *sync.WaitGroup) {
 		switch f.kind {
 		case kCall:
 			var rq request
-			if err := decMode.Unmarshal(f.body, &rq); err != nil {
+			if err := decodeRequest(f.body, &rq); err != nil {
 				c.reply(f.id, &response{Code: codeOf(ErrInvalid), Msg: "undecodable request: " + err.Error()})
 				continue
 			}
@@ -376,20 +376,19 @@ func (c *sconn) finish(id uint64, rs *response, err error) {
 }
 
 func (c *sconn) reply(id uint64, rs *response) {
-	body, err := encMode.Marshal(rs)
-	if err != nil {
-		body, _ = encMode.Marshal(&response{Code: codeOf(ErrInvalid), Msg: err.Error()})
-	}
-	if len(body)+frameHdr > c.s.opts.MaxFrame {
-		body, _ = encMode.Marshal(&response{Code: codeOf(ErrTooLarge), Msg: fmt.Sprintf("reply of %d bytes above the frame limit", len(body))})
-	}
 	c.mu.Lock()
 	if c.closed || len(c.out) > maxOutbuf {
 		c.mu.Unlock()
 		c.conn.Close() // a client that does not read its replies is cut
 		return
 	}
-	c.out = appendFrame(c.out, kReply, id, body)
+	// Encoded straight into the output buffer, under c.mu.
+	var ok bool
+	c.out, ok = appendFrameWith(c.out, kReply, id, c.s.opts.MaxFrame, func(b []byte) []byte { return appendResponse(b, rs) })
+	if !ok {
+		tooLarge := response{Code: codeOf(ErrTooLarge), Msg: "reply above the frame limit"}
+		c.out, _ = appendFrameWith(c.out, kReply, id, c.s.opts.MaxFrame, func(b []byte) []byte { return appendResponse(b, &tooLarge) })
+	}
 	if c.writing {
 		c.mu.Unlock() // the writer in progress takes ours along
 		return

@@ -72,3 +72,33 @@ func BenchmarkDictSetGetProcess(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkDictBatchProcess: 4 client processes, each sending batches of
+// 8 Sets and 8 Gets (16 in flight); ns/op is per request, all clients.
+func BenchmarkDictBatchProcess(b *testing.B) {
+	for _, network := range []string{"shm", "unix"} {
+		b.Run(network, func(b *testing.B) {
+			_, addr := serve(b, network, Options{})
+			ctx := context.Background()
+			const clients = 4
+			batches := b.N/(clients*16) + 1
+			var kids []*testutil.Child
+			for i := 0; i < clients; i++ {
+				c := testutil.Spawn(b, "setget-batch", testutil.Env("MGR_ADDR", addr), testutil.Env("N", strconv.Itoa(batches)))
+				if err := c.Await(ctx, "ready"); err != nil {
+					b.Fatal(err)
+				}
+				kids = append(kids, c)
+			}
+			b.ResetTimer()
+			for _, c := range kids {
+				c.Send("go")
+			}
+			for _, c := range kids {
+				if err := c.Wait(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

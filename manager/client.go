@@ -38,6 +38,33 @@ type waiter struct {
 	kind uint8
 	op   uint8
 	obj  string
+	// A batched call's reply goes to b.res[i]; the last one of the batch
+	// signals b.done (one wakeup per batch, not per call).
+	b *batchWait
+	i int
+}
+
+// batchWait collects the replies of one callMany.
+type batchWait struct {
+	res  []result
+	left int // replies still to come (c.mu)
+	done chan struct{}
+}
+
+// deliver hands r to w's caller (c.mu held); false if nobody waits.
+func (w waiter) deliver(r result) bool {
+	switch {
+	case w.b != nil:
+		w.b.res[w.i] = r
+		if w.b.left--; w.b.left == 0 {
+			close(w.b.done)
+		}
+		return true
+	case w.ch != nil:
+		w.ch <- r // buffered: never blocks
+		return true
+	}
+	return false
 }
 
 type result struct {
@@ -122,15 +149,16 @@ func (c *Client) fail(err error) {
 	c.pending = map[uint64]waiter{}
 	c.mu.Unlock()
 	c.conn.Close()
+	c.mu.Lock() // deliver's batch counts are under c.mu
 	for _, w := range p {
-		if w.ch != nil {
-			w.ch <- result{err: ErrClosed}
-		}
+		w.deliver(result{err: ErrClosed})
 	}
+	c.mu.Unlock()
 }
 
 func (c *Client) reader() {
-	fr := frameReader{r: bufio.NewReaderSize(c.conn, 64<<10), max: c.opts.MaxFrame}
+	br := bufio.NewReaderSize(c.conn, 64<<10)
+	fr := frameReader{r: br, max: c.opts.MaxFrame}
 	for {
 		f, err := fr.read()
 		if err != nil {
@@ -150,14 +178,15 @@ func (c *Client) reader() {
 		c.mu.Lock()
 		w, ok := c.pending[f.id]
 		delete(c.pending, f.id)
+		delivered := ok && w.deliver(r)
+		woke := delivered && (w.b == nil || w.b.left == 0)
 		c.mu.Unlock()
 		switch {
-		case w.ch != nil:
-			w.ch <- r
+		case woke && !wholeFrameBuffered(br):
 			// Let the caller run now: our next Read may spin or sleep in a
 			// futex (a shared-memory Pipe), keeping this P from it.
 			runtime.Gosched()
-		case ok && r.err == nil:
+		case ok && !delivered && r.err == nil:
 			go c.undo(w, r.rs)
 		}
 	}
@@ -258,7 +287,6 @@ func (c *Client) undo(w waiter, rs response) {
 // ctx: then the ones still waiting are abandoned as in call).
 func (c *Client) callMany(ctx context.Context, reqs []*request) ([]result, error) {
 	ids := make([]uint64, len(reqs))
-	chans := make([]chan result, len(reqs))
 	var buf []byte
 	for i, rq := range reqs {
 		ids[i] = c.nextID.Add(1)
@@ -267,14 +295,14 @@ func (c *Client) callMany(ctx context.Context, reqs []*request) ([]result, error
 			return nil, fmt.Errorf("%w: request %d above the frame limit %d", ErrTooLarge, i, c.opts.MaxFrame)
 		}
 	}
+	bw := &batchWait{res: make([]result, len(reqs)), left: len(reqs), done: make(chan struct{})}
 	c.mu.Lock()
 	if c.err != nil {
 		c.mu.Unlock()
 		return nil, c.err
 	}
 	for i, rq := range reqs {
-		chans[i] = make(chan result, 1)
-		c.pending[ids[i]] = waiter{ch: chans[i], kind: rq.Kind, op: rq.Op, obj: rq.Obj}
+		c.pending[ids[i]] = waiter{kind: rq.Kind, op: rq.Op, obj: rq.Obj, b: bw, i: i}
 	}
 	c.mu.Unlock()
 	c.wmu.Lock()
@@ -283,22 +311,23 @@ func (c *Client) callMany(ctx context.Context, reqs []*request) ([]result, error
 	if err != nil {
 		c.fail(fmt.Errorf("%w: %v", ErrClosed, err))
 	}
-	out := make([]result, len(reqs))
-	for i, ch := range chans {
-		select {
-		case out[i] = <-ch:
-		case <-ctx.Done():
-			c.mu.Lock()
-			for _, id := range ids[i:] {
-				if w, ok := c.pending[id]; ok {
-					w.ch = nil
-					c.pending[id] = w
-					go c.send(kCancel, id, nil)
-				}
+	select {
+	case <-bw.done:
+		return bw.res, nil
+	case <-ctx.Done():
+		c.mu.Lock()
+		var cancels []uint64
+		for _, id := range ids {
+			if w, ok := c.pending[id]; ok {
+				w.b = nil // abandoned: a late success is undone
+				c.pending[id] = w
+				cancels = append(cancels, id)
 			}
-			c.mu.Unlock()
-			return nil, ctx.Err()
 		}
+		c.mu.Unlock()
+		for _, id := range cancels {
+			c.send(kCancel, id, nil)
+		}
+		return nil, ctx.Err()
 	}
-	return out, nil
 }

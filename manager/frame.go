@@ -1,6 +1,7 @@
 package manager
 
 import (
+	"bufio"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -43,6 +44,17 @@ type frame struct {
 }
 
 // frameReader reads frames from r into one reused buffer.
+// wholeFrameBuffered reports whether br holds at least one whole frame
+// (so reading it will not block).
+func wholeFrameBuffered(br *bufio.Reader) bool {
+	n := br.Buffered()
+	if n < 4 {
+		return false
+	}
+	h, _ := br.Peek(4)
+	return uint64(binary.BigEndian.Uint32(h))+4 <= uint64(n)
+}
+
 type frameReader struct {
 	r   io.Reader
 	max int

@@ -36,6 +36,32 @@ var roles = map[string]testutil.Role{
 		}
 		return nil
 	},
+	// setget-batch: N batches of 8 Sets and 8 Gets after "go".
+	"setget-batch": func(ctx context.Context) error {
+		c, err := childClient(ctx)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		n, _ := strconv.Atoi(os.Getenv("N"))
+		testutil.Signal("ready")
+		if _, err := testutil.Recv(ctx); err != nil {
+			return err
+		}
+		for i := 0; i < n; i++ {
+			b := c.Batch()
+			for k := 0; k < 8; k++ {
+				b.Dict("b").Set("k"+strconv.Itoa(k), i)
+			}
+			for k := 0; k < 8; k++ {
+				b.Dict("b").Get("k" + strconv.Itoa(k))
+			}
+			if err := b.Send(ctx); err != nil {
+				return err
+			}
+		}
+		return nil
+	},
 	// starter starts a manager, uses it, reports its pid, and waits to be
 	// killed.
 	"starter": func(ctx context.Context) error {

@@ -207,6 +207,9 @@ type sconn struct {
 	out     []byte // replies not yet written
 	spare   []byte // the buffer last written, reused
 	writing bool   // a goroutine is writing out (see reply)
+	// holdOut: the reader has more whole requests buffered, and writes
+	// the replies queued meanwhile in one go when it has run them (flush).
+	holdOut bool
 	closed  bool
 	pending map[uint64]context.CancelFunc // blocked calls
 	held    map[*object]struct{}          // locks held
@@ -261,8 +264,16 @@ func (s *Server) serveConn(conn net.Conn) {
 }
 
 func (c *sconn) reader(ctx context.Context, calls *sync.WaitGroup) {
-	fr := frameReader{r: bufio.NewReaderSize(c.conn, 64<<10), max: c.s.opts.MaxFrame}
+	br := bufio.NewReaderSize(c.conn, 64<<10)
+	fr := frameReader{r: br, max: c.s.opts.MaxFrame}
+	holding := false
 	for {
+		if holding && !wholeFrameBuffered(br) {
+			holding = false
+			c.mu.Lock()
+			c.holdOut = false
+			c.writeOut() // unlocks
+		}
 		if t := c.s.opts.IdleTimeout; t > 0 {
 			c.mu.Lock()
 			idle := len(c.pending) == 0
@@ -276,6 +287,13 @@ func (c *sconn) reader(ctx context.Context, calls *sync.WaitGroup) {
 		f, err := fr.read()
 		if err != nil {
 			return
+		}
+		if !holding && wholeFrameBuffered(br) {
+			// A pipelining client: its replies go out together.
+			holding = true
+			c.mu.Lock()
+			c.holdOut = true
+			c.mu.Unlock()
 		}
 		switch f.kind {
 		case kCall:
@@ -389,7 +407,17 @@ func (c *sconn) reply(id uint64, rs *response) {
 		tooLarge := response{Code: codeOf(ErrTooLarge), Msg: "reply above the frame limit"}
 		c.out, _ = appendFrameWith(c.out, kReply, id, c.s.opts.MaxFrame, func(b []byte) []byte { return appendResponse(b, &tooLarge) })
 	}
-	if c.writing {
+	if c.holdOut && len(c.out) < 256<<10 {
+		c.mu.Unlock() // the reader flushes it with the others
+		return
+	}
+	c.writeOut()
+}
+
+// writeOut writes c.out unless a write is in progress (c.mu held; it
+// unlocks).
+func (c *sconn) writeOut() {
+	if c.writing || len(c.out) == 0 {
 		c.mu.Unlock() // the writer in progress takes ours along
 		return
 	}

@@ -112,6 +112,12 @@ var transports = []*transport{
 		setup: setupTCP, attach: func(s cellSpec, f []*os.File) ([]endpoint, error) { return attachSocket(f, false) }},
 	{name: "posix-mq", about: "POSIX message queue (mq_open, unlinked at once; mq_timedsend / mq_timedreceive)",
 		setup: setupMQ, attach: attachMQ},
+	{name: "manager-queue-shm", about: "shmkit manager Queue (Put / Get via a server process), clients on the shared-memory Pipe",
+		setup:  func(s cellSpec) (*setup, error) { return setupManager(s, false) },
+		attach: func(s cellSpec, f []*os.File) ([]endpoint, error) { return attachManager(s, f, false) }},
+	{name: "manager-queue-unix", about: "shmkit manager Queue (Put / Get via a server process), clients on the unix socket",
+		setup:  func(s cellSpec) (*setup, error) { return setupManager(s, true) },
+		attach: func(s cellSpec, f []*os.File) ([]endpoint, error) { return attachManager(s, f, true) }},
 	{name: "go-chan", about: "Go channel between goroutines of one process, copy in and out (reference ceiling, not IPC)",
 		multi: true, inProcess: true, setup: setupChan},
 }

@@ -2,6 +2,7 @@ package manager_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -51,4 +52,37 @@ func Example() {
 	// Output:
 	// requests: 3
 	// job: resize photo.jpg
+}
+
+// Typed proxies: one type of value per object, returned rather than
+// decoded into a pointer.
+func ExampleNewDictOf() {
+	ctx := context.Background()
+	srv, err := manager.Start(ctx, manager.Options{}) // a server in a child process
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer srv.Shutdown(ctx)
+
+	type job struct {
+		ID   int
+		File string
+	}
+	jobs, _ := manager.NewQueueOf[job](ctx, srv.Client, "jobs", 100)
+	jobs.Put(ctx, job{1, "photo.jpg"})
+	j, _ := jobs.Get(ctx)
+	fmt.Println("job:", j.ID, j.File)
+
+	done := manager.NewDictOf[string](srv.Client, "done")
+	done.Set(ctx, "photo.jpg", "resized")
+	v, _ := done.Get(ctx, "photo.jpg")
+	fmt.Println("photo.jpg:", v)
+	if _, err := done.Get(ctx, "other.jpg"); errors.Is(err, manager.ErrNotFound) {
+		fmt.Println("other.jpg: not found")
+	}
+	// Output:
+	// job: 1 photo.jpg
+	// photo.jpg: resized
+	// other.jpg: not found
 }

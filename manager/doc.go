@@ -11,6 +11,17 @@
 //	c, err := manager.Dial(ctx, "unix:/run/app/mgr.sock", manager.Options{Key: key})
 //	n, err := c.Dict("stats").Add(ctx, "requests", 1) // atomic on the server
 //
+// Start runs a server in a child process of its own (which exits when its
+// parent does, however it dies) and returns it with a connected client.
+// The typed forms NewDictOf, NewQueueOf, NewValueOf and NewListOf return
+// values instead of decoding into pointers:
+//
+//	jobs, err := manager.NewQueueOf[Job](ctx, c, "jobs", 1000)
+//	j, err := jobs.Get(ctx) // a Job
+//
+// Client.Batch sends many calls in one write and waits for their replies
+// together (redis's pipelining).
+//
 // # Security
 //
 // Both sides prove knowledge of Options.Key (at least MinKeyLen bytes) by
@@ -39,7 +50,10 @@
 // operation, object type, name, key, value, expected value, integer
 // argument, values, keys), reply (server to client: code, message, value,
 // integer, flag, values, keys) and cancel (the client stops waiting for
-// call id). Replies carry the id of their call and come in any order: a
+// call id). Bodies are CBOR (RFC 8949) with the shortest heads, nil as
+// null, no tags and no indefinite lengths; the body must be one whole
+// array of exactly those fields. Replies to requests that arrived
+// together go out in one write. Replies carry the id of their call and come in any order: a
 // call that must wait (Queue.Get on an empty queue, Lock.Acquire of a held
 // lock, Event.Wait, Barrier.Wait, Queue.Join) waits on the server beside
 // the others, so calls pipeline and a blocked one stalls nothing else. A

@@ -17,6 +17,13 @@
 //	                 ErrCorrupt or valid data, never a panic, hang or
 //	                 out-of-bounds read
 //
+// The manager's decoders are fuzzed in package manager itself, because the
+// frame and body decoders are unexported (a client reaches them only over
+// a socket): FuzzFrameReader (frames), FuzzServerHandshake (a real server
+// fed arbitrary handshake bytes: never served before auth) and
+// FuzzWireDecode (request and response bodies: what the hand-written
+// decoder accepts, the CBOR library reads the same way).
+//
 // Run one with, for example:
 //
 //	go test -run='^$' -fuzz=FuzzOpenSegment -fuzztime=1m ./fuzz/

@@ -29,7 +29,12 @@ const (
 	KVManagerShm  = "manager-shm"
 	KVManagerUnix = "manager-unix"
 	KVRedis       = "redis"
-	KVPython      = "py-manager"
+	// KVRedisProcs is redis-benchmark as the manager's clients run: -c
+	// processes of one connection each (redis-benchmark -c is one process
+	// multiplexing its connections, which no separate-process client
+	// matches on few CPUs).
+	KVRedisProcs = "redis-procs"
+	KVPython     = "py-manager"
 )
 
 // KVConfig configures RunKV. Zero fields take the defaults of DefaultKV.
@@ -57,13 +62,13 @@ type KVConfig struct {
 }
 
 // DefaultKV returns the defaults: -c 1, 4, 50 x -P 1, 16, one second a
-// cell, the manager on both transports and redis.
+// cell, the manager on both transports, redis and redis-procs.
 func DefaultKV() KVConfig {
 	return KVConfig{
 		Clients:  []int{1, 4, 50},
 		Pipeline: []int{1, 16},
 		Duration: time.Second,
-		Backends: []string{KVManagerShm, KVManagerUnix, KVRedis},
+		Backends: []string{KVManagerShm, KVManagerUnix, KVRedis, KVRedisProcs},
 		Python3:  "python3",
 	}
 }
@@ -120,12 +125,12 @@ func RunKV(ctx context.Context, cfg KVConfig) ([]KVResult, error) {
 		switch b {
 		case KVManagerShm, KVManagerUnix:
 			rs, err = runKVManager(ctx, cfg, b)
-		case KVRedis:
-			rs, err = runKVRedis(ctx, cfg)
+		case KVRedis, KVRedisProcs:
+			rs, err = runKVRedis(ctx, cfg, b == KVRedisProcs)
 		case KVPython:
 			rs, err = runKVPython(ctx, cfg)
 		default:
-			return out, fmt.Errorf("kv: unknown backend %q (known: %s, %s, %s, %s)", b, KVManagerShm, KVManagerUnix, KVRedis, KVPython)
+			return out, fmt.Errorf("kv: unknown backend %q (known: %s, %s, %s, %s, %s)", b, KVManagerShm, KVManagerUnix, KVRedis, KVRedisProcs, KVPython)
 		}
 		out = append(out, rs...)
 		if err != nil {
@@ -384,17 +389,19 @@ func WriteKVTable(w io.Writer, rs []KVResult) {
 		}
 		return fmtRatio(a / b)
 	}
-	fmt.Fprintf(w, "%-13s %4s %4s %10s %8s %9s\n", "backend", "-c", "-P", "req/s", "x redis", "x python")
+	fmt.Fprintf(w, "%-13s %4s %4s %10s %8s %8s %9s\n", "backend", "-c", "-P", "req/s", "x redis", "x r-procs", "x python")
 	for _, r := range rs {
 		if r.Unavailable != "" {
 			fmt.Fprintf(w, "%-13s %4d %4d %10s  (%s)\n", r.Backend, r.Clients, r.Pipeline, "unavailable", r.Unavailable)
 			continue
 		}
-		fmt.Fprintf(w, "%-13s %4d %4d %10s %8s %9s\n", r.Backend, r.Clients, r.Pipeline, fmtRate(r.Rate),
-			ratio(r.Rate, find(KVRedis, r.Clients, r.Pipeline)), ratio(r.Rate, find(KVPython, r.Clients, 1)))
+		fmt.Fprintf(w, "%-13s %4d %4d %10s %8s %8s %9s\n", r.Backend, r.Clients, r.Pipeline, fmtRate(r.Rate),
+			ratio(r.Rate, find(KVRedis, r.Clients, r.Pipeline)), ratio(r.Rate, find(KVRedisProcs, r.Clients, r.Pipeline)),
+			ratio(r.Rate, find(KVPython, r.Clients, 1)))
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "req/s: SET and GET requests per second together, all clients (each a process); -P: requests in flight per client")
-	fmt.Fprintln(w, "(manager: P/2 Sets and P/2 Gets in one batch; redis-benchmark: -P pipelined). x python: over Python's Manager().dict()")
-	fmt.Fprintln(w, "at the same -c and -P 1 (its proxies do not pipeline).")
+	fmt.Fprintln(w, "(manager: P/2 Sets and P/2 Gets in one batch; redis-benchmark: -P pipelined). redis: one redis-benchmark")
+	fmt.Fprintln(w, "process with -c connections; redis-procs (x r-procs): -c redis-benchmark processes of one connection each, the")
+	fmt.Fprintln(w, "manager clients' shape. x python: over Python's Manager().dict() at the same -c and -P 1 (it cannot pipeline).")
 }

@@ -10,6 +10,7 @@ import (
 	_ "embed"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -19,14 +20,18 @@ import (
 	"time"
 )
 
-func runKVRedis(ctx context.Context, cfg KVConfig) ([]KVResult, error) {
+func runKVRedis(ctx context.Context, cfg KVConfig, procs bool) ([]KVResult, error) {
+	backend := KVRedis
+	if procs {
+		backend = KVRedisProcs
+	}
 	server, err := exec.LookPath(cfg.RedisServer)
 	if err != nil {
-		return unavailableKV(cfg, KVRedis, cfg.RedisServer+" not found", cfg.Pipeline), nil
+		return unavailableKV(cfg, backend, cfg.RedisServer+" not found", cfg.Pipeline), nil
 	}
 	client, err := exec.LookPath(cfg.RedisBenchmark)
 	if err != nil {
-		return unavailableKV(cfg, KVRedis, cfg.RedisBenchmark+" not found", cfg.Pipeline), nil
+		return unavailableKV(cfg, backend, cfg.RedisBenchmark+" not found", cfg.Pipeline), nil
 	}
 	dir, err := os.MkdirTemp("", "shmkit-bench-redis-")
 	if err != nil {
@@ -40,7 +45,7 @@ func runKVRedis(ctx context.Context, cfg KVConfig) ([]KVResult, error) {
 		"--save", "", "--appendonly", "no", "--dir", dir, "--maxclients", "1000")
 	srv.Stdout, srv.Stderr = nil, nil
 	if err := srv.Start(); err != nil {
-		return unavailableKV(cfg, KVRedis, "redis-server did not start: "+err.Error(), cfg.Pipeline), nil
+		return unavailableKV(cfg, backend, "redis-server did not start: "+err.Error(), cfg.Pipeline), nil
 	}
 	defer func() {
 		srv.Process.Signal(os.Interrupt)
@@ -58,13 +63,18 @@ func runKVRedis(ctx context.Context, cfg KVConfig) ([]KVResult, error) {
 			break
 		}
 		if time.Since(t0) > 10*time.Second {
-			return unavailableKV(cfg, KVRedis, "redis-server did not open its socket", cfg.Pipeline), nil
+			return unavailableKV(cfg, backend, "redis-server did not open its socket", cfg.Pipeline), nil
 		}
 	}
 	var rs []KVResult
 	for _, c := range cfg.Clients {
 		for _, p := range cfg.Pipeline {
-			r, err := redisCell(ctx, client, sock, c, p, cfg.Duration)
+			var r KVResult
+			if procs {
+				r, err = redisProcsCell(ctx, client, sock, c, p, cfg.Duration)
+			} else {
+				r, err = redisCell(ctx, client, sock, c, p, cfg.Duration)
+			}
 			if err != nil {
 				return rs, fmt.Errorf("-c %d -P %d: %w", c, p, err)
 			}
@@ -90,6 +100,37 @@ func redisCell(ctx context.Context, client, sock string, c, p int, d time.Durati
 		return KVResult{}, err
 	}
 	return KVResult{Backend: KVRedis, Clients: c, Pipeline: p, Rate: 2 / (1/set + 1/get)}, nil
+}
+
+// redisProcsCell runs c redis-benchmark processes of one connection each
+// at once and sums their rates.
+func redisProcsCell(ctx context.Context, client, sock string, c, p int, d time.Duration) (KVResult, error) {
+	n := max(int(10000*float64(p)*d.Seconds()/float64(max(1, c/2))), 200)
+	type out struct {
+		rate float64
+		err  error
+	}
+	outs := make(chan out, c)
+	for i := 0; i < c; i++ {
+		go func() {
+			b, err := exec.CommandContext(ctx, client, "-s", sock, "-c", "1", "-P", strconv.Itoa(p),
+				"-t", "set,get", "-n", strconv.Itoa(n), "--csv").Output()
+			if err != nil {
+				outs <- out{err: fmt.Errorf("redis-benchmark: %w", err)}
+				return
+			}
+			set, get, err := parseRedisCSV(string(b))
+			outs <- out{rate: 2 / (1/set + 1/get), err: err}
+		}()
+	}
+	r := KVResult{Backend: KVRedisProcs, Clients: c, Pipeline: p}
+	var errs []error
+	for i := 0; i < c; i++ {
+		o := <-outs
+		r.Rate += o.rate
+		errs = append(errs, o.err)
+	}
+	return r, errors.Join(errs...)
 }
 
 // parseRedisCSV reads the SET and GET requests per second from

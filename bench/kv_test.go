@@ -18,7 +18,7 @@ func TestKV(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]int{KVManagerShm: 4, KVManagerUnix: 4, KVRedis: 4, KVPython: 2}
+	want := map[string]int{KVManagerShm: 4, KVManagerUnix: 4, KVRedis: 4, KVRedisProcs: 4, KVPython: 2}
 	for _, r := range rs {
 		want[r.Backend]--
 		switch {
@@ -88,7 +88,7 @@ func TestParseRedisCSV(t *testing.T) {
 func TestKVDefaults(t *testing.T) {
 	d := KVConfig{}.withDefaults()
 	if !slices.Equal(d.Clients, []int{1, 4, 50}) || !slices.Equal(d.Pipeline, []int{1, 16}) || d.Duration != time.Second ||
-		strings.Join(d.Backends, ",") != "manager-shm,manager-unix,redis" || d.Python3 != "python3" {
+		strings.Join(d.Backends, ",") != "manager-shm,manager-unix,redis,redis-procs" || d.Python3 != "python3" {
 		t.Fatalf("defaults %+v", d)
 	}
 }

@@ -64,7 +64,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchFlags, error) {
 		kvClients  = fs.String("kv-clients", "1,4,50", "-kv: client processes per cell (redis-benchmark -c)")
 		kvPipeline = fs.String("kv-pipeline", "1,16", "-kv: requests in flight per client (redis-benchmark -P)")
 		kvDuration = fs.Duration("kv-duration", bench.DefaultKV().Duration, "-kv: measured time of one cell")
-		kvBackends = fs.String("kv-backends", "manager-shm,manager-unix,redis", "-kv: backends to run (py-manager is added by -python)")
+		kvBackends = fs.String("kv-backends", "manager-shm,manager-unix,redis,redis-procs", "-kv: backends to run (py-manager is added by -python)")
 	)
 	f := &benchFlags{}
 	fs.StringVar(&f.jsonPath, "json", "", "write the results as JSON to `FILE`")

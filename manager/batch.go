@@ -110,9 +110,12 @@ func (b *Batch) Put(queue string, v any) *Pending {
 // its own.
 func (b *Batch) Send(ctx context.Context) error {
 	var todo []*Pending
+	var first error
 	for _, p := range b.calls {
 		if !p.done {
 			todo = append(todo, p)
+		} else if first == nil && p.err != nil {
+			first = p.err // failed when added (its value did not encode)
 		}
 	}
 	b.calls = b.calls[:0]
@@ -121,7 +124,6 @@ func (b *Batch) Send(ctx context.Context) error {
 		reqs[i] = &p.rq
 	}
 	res, err := b.c.callMany(ctx, reqs)
-	var first error
 	for i, p := range todo {
 		p.done = true
 		if err != nil {

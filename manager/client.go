@@ -186,7 +186,7 @@ func (c *Client) reader() {
 			// Let the caller run now: our next Read may spin or sleep in a
 			// futex (a shared-memory Pipe), keeping this P from it.
 			runtime.Gosched()
-		case ok && !delivered && r.err == nil:
+		case ok && !delivered && completed(r):
 			go c.undo(w, r.rs)
 		}
 	}
@@ -235,8 +235,8 @@ func (c *Client) call(ctx context.Context, rq *request) (response, error) {
 		if !waiting { // the reply (or the failure) is in ch already
 			r := <-ch
 			resultChans.Put(ch)
-			if r.err == nil {
-				return r.rs, nil // it completed: report it rather than lose it
+			if completed(r) {
+				return r.rs, r.err // it completed: report it rather than lose it
 			}
 		} else {
 			c.send(kCancel, id, nil)
@@ -269,16 +269,23 @@ func (c *Client) send(kind byte, id uint64, body []byte) error {
 	return err
 }
 
+// completed reports whether a reply means the call took effect: success,
+// or a lock acquired from a dead holder (ErrOwnerDead is an error that
+// carries the lock).
+func completed(r result) bool { return r.err == nil || errors.Is(r.err, ErrOwnerDead) }
+
 // undo reverses a call whose caller gave up but which succeeded on the
-// server anyway: an acquired lock or semaphore is released, a message got
-// from a queue is put back at its head. (A Put that succeeded stays put,
-// as a sent message does.)
+// server anyway: an acquired lock or semaphore (Acquire, or a TryAcquire
+// that got it) is released, a message got from a queue (Get or TryGet) is
+// put back at its head. (A Put that succeeded stays put, as a sent
+// message does.)
 func (c *Client) undo(w waiter, rs response) {
 	ctx := context.Background()
+	lock := w.kind == tLock || w.kind == tRLock || w.kind == tSemaphore
 	switch {
-	case w.op == opAcquire && (w.kind == tLock || w.kind == tRLock || w.kind == tSemaphore):
+	case lock && (w.op == opAcquire || w.op == opTryAcquire && rs.OK):
 		c.call(ctx, &request{Op: opRelease, Kind: w.kind, Obj: w.obj})
-	case w.op == opGet && w.kind == tQueue:
+	case w.kind == tQueue && (w.op == opGet || w.op == opTryGet):
 		c.call(ctx, &request{Op: opUnget, Kind: tQueue, Obj: w.obj, Val: rs.Val})
 	}
 }
@@ -286,6 +293,9 @@ func (c *Client) undo(w waiter, rs response) {
 // callMany sends every request in one write and waits for all replies (or
 // ctx: then the ones still waiting are abandoned as in call).
 func (c *Client) callMany(ctx context.Context, reqs []*request) ([]result, error) {
+	if len(reqs) == 0 {
+		return nil, nil
+	}
 	ids := make([]uint64, len(reqs))
 	var buf []byte
 	for i, rq := range reqs {

@@ -75,8 +75,10 @@ func (fr *frameReader) read() (frame, error) {
 	}
 	f := frame{kind: fr.hdr[5], id: binary.BigEndian.Uint64(fr.hdr[6:14])}
 	body := int(n) - (frameHdr - 4)
-	if cap(fr.buf) < body {
-		fr.buf = make([]byte, body)
+	// Grown for the largest frame so far; a big buffer is dropped at the
+	// next small frame, so a burst does not pin MaxFrame per connection.
+	if cap(fr.buf) < body || cap(fr.buf) > 1<<20 && body <= 64<<10 {
+		fr.buf = make([]byte, max(body, min(4<<10, fr.max)))
 	}
 	f.body = fr.buf[:body]
 	if _, err := io.ReadFull(fr.r, f.body); err != nil {

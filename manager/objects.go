@@ -2,6 +2,7 @@ package manager
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"sort"
 	"sync"
@@ -151,13 +152,13 @@ func addTo(cur []byte, delta int64) (int64, error) {
 			return 0, fmt.Errorf("not an integer")
 		}
 	}
+	if (delta > 0 && n > math.MaxInt64-delta) || (delta < 0 && n < math.MinInt64-delta) {
+		return 0, fmt.Errorf("%d + %d overflows int64", n, delta)
+	}
 	return n + delta, nil
 }
 
-func encInt(n int64) []byte {
-	b, _ := encMode.Marshal(n)
-	return b
-}
+func encInt(n int64) []byte { return appendInt(nil, n) }
 
 func (o *object) index(i int64, n int) (int, error) {
 	if i < 0 {
@@ -256,6 +257,11 @@ func (o *object) queueOp(rq *request, rs *response) error {
 		o.list = o.list[1:]
 		o.notify()
 	case opUnget:
+		// A client puts back a message it got but its caller gave up on:
+		// past capacity by at most a connection's blocked calls' worth.
+		if o.capacity > 0 && len(o.list) >= o.capacity+DefaultMaxPending {
+			return ErrFull
+		}
 		o.list = slices.Insert(o.list, 0, rq.Val)
 		o.notify()
 	case opLen:
@@ -358,6 +364,9 @@ func (o *object) semOp(rq *request, rs *response) error {
 		o.count--
 		rs.OK = true
 	case opRelease:
+		if o.count == math.MaxInt64 {
+			return fmt.Errorf("%w: semaphore count at its maximum", ErrInvalid)
+		}
 		o.count++
 		o.notify()
 	case opLen:

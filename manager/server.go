@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -21,6 +22,11 @@ const (
 	// maxOutbuf: replies queued for a client that does not read them; past
 	// it the connection is cut (bounded memory per connection).
 	maxOutbuf = 64 << 20
+	// maxPendingBytes bounds the request bodies a connection's blocked
+	// calls keep (a blocked Put keeps its value).
+	maxPendingBytes = 64 << 20
+	// maxFrameLimit caps Options.MaxFrame (the length field is 32 bits).
+	maxFrameLimit = 1 << 30
 )
 
 // Options configure a server (Serve, Start) and a client (Dial).
@@ -54,6 +60,7 @@ func (o Options) withDefaults() (Options, error) {
 	if o.MaxFrame <= 0 {
 		o.MaxFrame = DefaultMaxFrame
 	}
+	o.MaxFrame = min(o.MaxFrame, maxFrameLimit)
 	if o.HandshakeTimeout <= 0 {
 		o.HandshakeTimeout = DefaultHandshakeTimeout
 	}
@@ -172,7 +179,11 @@ func (s *Server) Close() error {
 // lookup finds or creates the object typ/name (each type has its own
 // names); n sets the parameters of a new one (a Queue's capacity, a
 // Semaphore's value, a Barrier's parties).
-func (s *Server) lookup(typ uint8, name string, n int64) (*object, error) {
+// lookup finds an object, creating a missing one: Dict, List, Value,
+// Lock, RLock and Event on any use, Queue, Semaphore and Barrier only by
+// create (their constructors fix their parameters, from n; any other call
+// on one never created is ErrNotFound).
+func (s *Server) lookup(typ uint8, name string, n int64, create bool) (*object, error) {
 	if typ == 0 || int(typ) >= len(typeNames) {
 		return nil, ErrInvalid
 	}
@@ -183,13 +194,19 @@ func (s *Server) lookup(typ uint8, name string, n int64) (*object, error) {
 	if o == nil {
 		o = newObject(typ)
 		switch typ {
+		case tQueue, tSemaphore, tBarrier:
+			if !create {
+				return nil, fmt.Errorf("%w: %s %q was never created", ErrNotFound, typeNames[typ], name)
+			}
+		}
+		switch typ {
 		case tQueue:
-			o.capacity = int(max(n, 0))
+			o.capacity = int(min(max(n, 0), math.MaxInt32))
 		case tSemaphore:
 			o.count = max(n, 0)
 		case tBarrier:
-			if n < 1 {
-				return nil, fmt.Errorf("%w: a barrier needs at least one party", ErrInvalid)
+			if n < 1 || n > math.MaxInt32 {
+				return nil, fmt.Errorf("%w: a barrier needs 1 to 2^31-1 parties", ErrInvalid)
 			}
 			o.parties = int(n)
 		}
@@ -212,11 +229,26 @@ type sconn struct {
 	holdOut bool
 	closed  bool
 	pending map[uint64]context.CancelFunc // blocked calls
+	// pendingBytes: the request bodies of the blocked calls, which they
+	// keep (bounded by maxPendingBytes).
+	pendingBytes int
 	held    map[*object]struct{}          // locks held
 }
 
-func (c *sconn) hold(o *object) { c.held[o] = struct{}{} }
-func (c *sconn) drop(o *object) { delete(c.held, o) }
+// hold and drop run under o.mu; two of one connection's calls may be
+// granted locks on two objects at once, so c.held has c.mu (lock order:
+// o.mu, then c.mu; nothing takes o.mu holding c.mu).
+func (c *sconn) hold(o *object) {
+	c.mu.Lock()
+	c.held[o] = struct{}{}
+	c.mu.Unlock()
+}
+
+func (c *sconn) drop(o *object) {
+	c.mu.Lock()
+	delete(c.held, o)
+	c.mu.Unlock()
+}
 
 func (s *Server) serveConn(conn net.Conn) {
 	defer s.wg.Done()
@@ -302,7 +334,7 @@ func (c *sconn) reader(ctx context.Context, calls *sync.WaitGroup) {
 				c.reply(f.id, &response{Code: codeOf(ErrInvalid), Msg: "undecodable request: " + err.Error()})
 				continue
 			}
-			c.call(ctx, f.id, &rq, calls)
+			c.call(ctx, f.id, &rq, len(f.body), calls)
 		case kCancel:
 			c.mu.Lock()
 			if cancel := c.pending[f.id]; cancel != nil {
@@ -317,11 +349,37 @@ func (c *sconn) reader(ctx context.Context, calls *sync.WaitGroup) {
 
 // call runs one request: at once if it can complete, else on its own
 // goroutine until it can, it is cancelled, or the connection ends.
-func (c *sconn) call(ctx context.Context, id uint64, rq *request, calls *sync.WaitGroup) {
-	o, err := c.s.lookup(rq.Kind, rq.Obj, rq.N)
+// mayBlock reports whether op can wait on the server.
+func mayBlock(op uint8) bool {
+	switch op {
+	case opGet, opPut, opAcquire, opWait, opJoin:
+		return true
+	}
+	return false
+}
+
+func (c *sconn) call(ctx context.Context, id uint64, rq *request, size int, calls *sync.WaitGroup) {
+	o, err := c.s.lookup(rq.Kind, rq.Obj, rq.N, rq.Op == opCreate)
 	var rs response
 	if err != nil || rq.Op == opCreate {
 		c.finish(id, &rs, err)
+		return
+	}
+	// Room for one more blocked call is checked before the call can
+	// change anything (a Barrier.Wait arrives in apply): a call refused
+	// later would have left its effect behind. The client picks ids; one
+	// already waiting is refused, or the two would share one entry and
+	// MaxPending would not count them.
+	c.mu.Lock()
+	_, dup := c.pending[id]
+	full := len(c.pending) >= c.s.opts.MaxPending || c.pendingBytes+size > maxPendingBytes
+	c.mu.Unlock()
+	if dup {
+		c.finish(id, &rs, fmt.Errorf("%w: call id %d is already waiting", ErrInvalid, id))
+		return
+	}
+	if full && mayBlock(rq.Op) {
+		c.finish(id, &rs, fmt.Errorf("%w: more than %d blocked calls (or %d MiB of them) on one connection", ErrTooLarge, c.s.opts.MaxPending, maxPendingBytes>>20))
 		return
 	}
 	o.mu.Lock()
@@ -334,14 +392,12 @@ func (c *sconn) call(ctx context.Context, id uint64, rq *request, calls *sync.Wa
 		c.finish(id, &rs, err)
 		return
 	}
+	// Only this reader adds to c.pending, so the room checked above is
+	// still there.
 	c.mu.Lock()
-	if len(c.pending) >= c.s.opts.MaxPending {
-		c.mu.Unlock()
-		c.finish(id, &rs, fmt.Errorf("%w: more than %d blocked calls on one connection", ErrTooLarge, c.s.opts.MaxPending))
-		return
-	}
 	wctx, cancel := context.WithCancel(ctx)
 	c.pending[id] = cancel
+	c.pendingBytes += size
 	c.mu.Unlock()
 	calls.Add(1)
 	go func() {
@@ -350,6 +406,7 @@ func (c *sconn) call(ctx context.Context, id uint64, rq *request, calls *sync.Wa
 		err := c.wait(wctx, o, ch, rq, &rs)
 		c.mu.Lock()
 		delete(c.pending, id)
+		c.pendingBytes -= size
 		c.mu.Unlock()
 		c.finish(id, &rs, err)
 	}()
@@ -438,6 +495,9 @@ func (c *sconn) writeOut() {
 		}
 	}
 	c.writing = false
+	if cap(c.spare) > 1<<20 {
+		c.spare = nil // a burst's buffer is not kept
+	}
 	c.mu.Unlock()
 }
 
@@ -451,10 +511,14 @@ func (s *Server) maybeUpgrade(conn net.Conn) (net.Conn, error) {
 	}
 	var hdr [frameHdr]byte
 	// The client sends kUpgrade or its first call at once; a client that
-	// sends nothing waits here like any idle one.
+	// sends nothing waits here like any idle one, and is cut as one.
+	if t := s.opts.IdleTimeout; t > 0 {
+		conn.SetReadDeadline(time.Now().Add(t))
+	}
 	if _, err := io.ReadFull(conn, hdr[:]); err != nil {
 		return nil, err
 	}
+	conn.SetReadDeadline(time.Time{})
 	if hdr[5] != kUpgrade || hdr[4] != protoVersion || binary.BigEndian.Uint32(hdr[:4]) != frameHdr-4 {
 		return &prefixConn{Conn: conn, pre: hdr[:]}, nil
 	}

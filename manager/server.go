@@ -232,7 +232,7 @@ type sconn struct {
 	// pendingBytes: the request bodies of the blocked calls, which they
 	// keep (bounded by maxPendingBytes).
 	pendingBytes int
-	held    map[*object]struct{}          // locks held
+	held         map[*object]struct{} // locks held
 }
 
 // hold and drop run under o.mu; two of one connection's calls may be

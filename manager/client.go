@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Client is one connection to a server, shared by all its proxies and
@@ -29,6 +31,17 @@ type Client struct {
 	err     error // set once the connection broke
 	nextID  atomic.Uint64
 	done    chan struct{}
+
+	// The read turn: whoever holds it reads frames and delivers each
+	// reply to its waiter. A caller that finds it free after sending takes
+	// it and reads until its own reply has come, so a lone call needs no
+	// hand-off between goroutines (each hand-off woke another thread: on a
+	// shared-memory Pipe that was most of a round trip). The background
+	// reader takes it when calls wait and nobody reads.
+	br      *bufio.Reader
+	fr      frameReader   // partial frames survive a turn's end
+	reading bool          // the turn is taken (c.mu)
+	wake    chan struct{} // cap 1: the background reader should look
 }
 
 // waiter is a call awaiting its reply; ch nil: its caller gave up (ctx),
@@ -127,7 +140,9 @@ func NewClient(ctx context.Context, conn net.Conn, opts Options) (*Client, error
 			conn = p
 		}
 	}
-	c := &Client{conn: conn, opts: o, pending: map[uint64]waiter{}, done: make(chan struct{})}
+	c := &Client{conn: conn, opts: o, pending: map[uint64]waiter{}, done: make(chan struct{}), wake: make(chan struct{}, 1)}
+	c.br = bufio.NewReaderSize(conn, 64<<10)
+	c.fr = frameReader{r: c.br, max: o.MaxFrame}
 	go c.reader()
 	return c, nil
 }
@@ -156,40 +171,144 @@ func (c *Client) fail(err error) {
 	c.mu.Unlock()
 }
 
+// reader is the background reader: it reads while calls wait and no
+// caller reads.
 func (c *Client) reader() {
-	br := bufio.NewReaderSize(c.conn, 64<<10)
-	fr := frameReader{r: br, max: c.opts.MaxFrame}
 	for {
-		f, err := fr.read()
-		if err != nil {
-			c.fail(fmt.Errorf("%w: %v", ErrClosed, err))
+		select {
+		case <-c.wake:
+		case <-c.done:
 			return
 		}
-		if f.kind != kReply {
-			c.fail(fmt.Errorf("%w: frame kind %d from the server", ErrProtocol, f.kind))
-			return
+		if !c.takeTurn(true) {
+			continue
 		}
-		var r result
-		if err := decodeResponse(f.body, &r.rs); err != nil {
-			r.err = fmt.Errorf("%w: undecodable reply: %v", ErrProtocol, err)
-		} else if r.rs.Code != 0 {
-			r.err = &RemoteError{Code: r.rs.Code, Msg: r.rs.Msg}
-		}
-		c.mu.Lock()
-		w, ok := c.pending[f.id]
-		delete(c.pending, f.id)
-		delivered := ok && w.deliver(r)
-		woke := delivered && (w.b == nil || w.b.left == 0)
-		c.mu.Unlock()
-		switch {
-		case woke && !wholeFrameBuffered(br):
-			// Let the caller run now: our next Read may spin or sleep in a
-			// futex (a shared-memory Pipe), keeping this P from it.
-			runtime.Gosched()
-		case ok && !delivered && completed(r):
-			go c.undo(w, r.rs)
+		for {
+			f, err := c.fr.read()
+			if err != nil {
+				c.fail(fmt.Errorf("%w: %v", ErrClosed, err))
+				c.releaseTurn()
+				return
+			}
+			woke, err := c.dispatch(f)
+			if err != nil {
+				c.fail(err)
+				c.releaseTurn()
+				return
+			}
+			c.mu.Lock()
+			idle := len(c.pending) == 0
+			if idle {
+				c.reading = false
+			}
+			c.mu.Unlock()
+			if idle {
+				break
+			}
+			if woke && !wholeFrameBuffered(c.br) {
+				// Let the caller run now: our next Read may spin or sleep
+				// in a futex (a shared-memory Pipe), keeping this P from it.
+				runtime.Gosched()
+			}
 		}
 	}
+}
+
+// takeTurn takes the read turn if it is free (and, for the background
+// reader, someone waits).
+func (c *Client) takeTurn(background bool) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.reading || c.err != nil || background && len(c.pending) == 0 {
+		return false
+	}
+	c.reading = true
+	return true
+}
+
+// releaseTurn gives the turn up; if calls still wait, the background
+// reader takes it.
+func (c *Client) releaseTurn() {
+	c.mu.Lock()
+	c.reading = false
+	need := len(c.pending) > 0 && c.err == nil
+	c.mu.Unlock()
+	if need {
+		select {
+		case c.wake <- struct{}{}:
+		default: // already told
+		}
+	}
+}
+
+// readFor reads and delivers frames with the turn held until mine
+// reports the caller's reply delivered (nil), ctx ends (its error; the
+// turn is given up at a frame boundary or mid-frame, losing nothing), or
+// the connection fails (ErrClosed; every waiter has been told). It gives
+// the turn up.
+func (c *Client) readFor(ctx context.Context, mine func() bool) error {
+	defer c.releaseTurn()
+	var interrupted chan struct{}
+	if ctx.Done() != nil {
+		interrupted = make(chan struct{})
+		stop := context.AfterFunc(ctx, func() {
+			c.conn.SetReadDeadline(aLongTimeAgo)
+			close(interrupted)
+		})
+		defer func() {
+			if !stop() { // it ran, or runs: undo its deadline before the next turn
+				<-interrupted
+				c.conn.SetReadDeadline(time.Time{})
+			}
+		}()
+	}
+	for !mine() {
+		f, err := c.fr.read()
+		if err != nil {
+			if interrupted != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+				// Only our ctx's AfterFunc sets a deadline (a turn's
+				// holder clears its own before giving the turn up); it
+				// may not have closed interrupted yet.
+				<-interrupted
+				return ctx.Err()
+			}
+			err = fmt.Errorf("%w: %v", ErrClosed, err)
+			c.fail(err)
+			return err
+		}
+		if _, err := c.dispatch(f); err != nil {
+			c.fail(err)
+			return err
+		}
+	}
+	return nil
+}
+
+// aLongTimeAgo is a read deadline in the past: it interrupts a Read.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// dispatch delivers one frame's reply; woke reports that it completed a
+// caller's wait.
+func (c *Client) dispatch(f frame) (woke bool, err error) {
+	if f.kind != kReply {
+		return false, fmt.Errorf("%w: frame kind %d from the server", ErrProtocol, f.kind)
+	}
+	var r result
+	if err := decodeResponse(f.body, &r.rs); err != nil {
+		r.err = fmt.Errorf("%w: undecodable reply: %v", ErrProtocol, err)
+	} else if r.rs.Code != 0 {
+		r.err = &RemoteError{Code: r.rs.Code, Msg: r.rs.Msg}
+	}
+	c.mu.Lock()
+	w, ok := c.pending[f.id]
+	delete(c.pending, f.id)
+	delivered := ok && w.deliver(r)
+	woke = delivered && (w.b == nil || w.b.left == 0)
+	c.mu.Unlock()
+	if ok && !delivered && completed(r) {
+		go c.undo(w, r.rs)
+	}
+	return woke, nil
 }
 
 var resultChans = sync.Pool{New: func() any { return make(chan result, 1) }}
@@ -207,7 +326,8 @@ func (c *Client) call(ctx context.Context, rq *request) (response, error) {
 	}
 	c.pending[id] = waiter{ch: ch, kind: rq.Kind, op: rq.Op, obj: rq.Obj}
 	c.mu.Unlock()
-	if err := c.sendCall(id, rq); errors.Is(err, ErrTooLarge) {
+	err := c.sendCall(id, rq)
+	if errors.Is(err, ErrTooLarge) {
 		c.mu.Lock()
 		_, waiting := c.pending[id]
 		delete(c.pending, id)
@@ -220,11 +340,22 @@ func (c *Client) call(ctx context.Context, rq *request) (response, error) {
 	} else if err != nil {
 		c.fail(err) // tells ch, among the others
 	}
+	done := ctx.Done()
+	if err == nil && c.takeTurn(false) {
+		if c.readFor(ctx, func() bool { return len(ch) > 0 }) == nil || ctx.Err() == nil {
+			r := <-ch // delivered, or the connection failed and told ch
+			resultChans.Put(ch)
+			return r.rs, r.err
+		}
+		closed := make(chan struct{})
+		close(closed)
+		done = closed // ctx ended: give up as below
+	}
 	select {
 	case r := <-ch:
 		resultChans.Put(ch)
 		return r.rs, r.err
-	case <-ctx.Done():
+	case <-done:
 		c.mu.Lock()
 		w, waiting := c.pending[id]
 		if waiting {
@@ -321,10 +452,28 @@ func (c *Client) callMany(ctx context.Context, reqs []*request) ([]result, error
 	if err != nil {
 		c.fail(fmt.Errorf("%w: %v", ErrClosed, err))
 	}
+	finished := func() bool {
+		select {
+		case <-bw.done:
+			return true
+		default:
+			return false
+		}
+	}
+	done := ctx.Done()
+	if err == nil && c.takeTurn(false) {
+		if c.readFor(ctx, finished) == nil || ctx.Err() == nil {
+			<-bw.done // delivered, or the connection failed and told the batch
+			return bw.res, nil
+		}
+		closed := make(chan struct{})
+		close(closed)
+		done = closed
+	}
 	select {
 	case <-bw.done:
 		return bw.res, nil
-	case <-ctx.Done():
+	case <-done:
 		c.mu.Lock()
 		var cancels []uint64
 		for _, id := range ids {

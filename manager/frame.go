@@ -43,7 +43,6 @@ type frame struct {
 	body []byte
 }
 
-// frameReader reads frames from r into one reused buffer.
 // wholeFrameBuffered reports whether br holds at least one whole frame
 // (so reading it will not block).
 func wholeFrameBuffered(br *bufio.Reader) bool {
@@ -55,38 +54,69 @@ func wholeFrameBuffered(br *bufio.Reader) bool {
 	return uint64(binary.BigEndian.Uint32(h))+4 <= uint64(n)
 }
 
+// frameReader reads frames from r into one reused buffer. A read that
+// fails part way through a frame (a read deadline) keeps what it got: the
+// next read goes on from there, so a reader interrupted to give the
+// connection to another loses no bytes. Any other error ends the stream.
 type frameReader struct {
 	r   io.Reader
 	max int
 	hdr [frameHdr]byte
 	buf []byte
+
+	hn     int   // header bytes read of the frame in progress
+	inBody bool  // the header was read and checked
+	cur    frame // the frame in progress
+	bn     int   // body bytes read
 }
 
 func (fr *frameReader) read() (frame, error) {
-	if _, err := io.ReadFull(fr.r, fr.hdr[:]); err != nil {
-		return frame{}, err
-	}
-	n := binary.BigEndian.Uint32(fr.hdr[0:4])
-	if n < frameHdr-4 || uint64(n) > uint64(fr.max) {
-		return frame{}, fmt.Errorf("%w: frame length %d (limit %d)", ErrProtocol, n, fr.max)
-	}
-	if v := fr.hdr[4]; v != protoVersion {
-		return frame{}, fmt.Errorf("%w: version %d, want %d", ErrProtocol, v, protoVersion)
-	}
-	f := frame{kind: fr.hdr[5], id: binary.BigEndian.Uint64(fr.hdr[6:14])}
-	body := int(n) - (frameHdr - 4)
-	// Grown for the largest frame so far; a big buffer is dropped at the
-	// next small frame, so a burst does not pin MaxFrame per connection.
-	if cap(fr.buf) < body || cap(fr.buf) > 1<<20 && body <= 64<<10 {
-		fr.buf = make([]byte, max(body, min(4<<10, fr.max)))
-	}
-	f.body = fr.buf[:body]
-	if _, err := io.ReadFull(fr.r, f.body); err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
+	for fr.hn < frameHdr && !fr.inBody {
+		n, err := fr.r.Read(fr.hdr[fr.hn:])
+		fr.hn += n
+		if fr.hn == frameHdr {
+			break
 		}
-		return frame{}, err
+		if err != nil {
+			if err == io.EOF && fr.hn > 0 {
+				err = io.ErrUnexpectedEOF
+			}
+			return frame{}, err
+		}
 	}
+	if !fr.inBody {
+		n := binary.BigEndian.Uint32(fr.hdr[0:4])
+		if n < frameHdr-4 || uint64(n) > uint64(fr.max) {
+			return frame{}, fmt.Errorf("%w: frame length %d (limit %d)", ErrProtocol, n, fr.max)
+		}
+		if v := fr.hdr[4]; v != protoVersion {
+			return frame{}, fmt.Errorf("%w: version %d, want %d", ErrProtocol, v, protoVersion)
+		}
+		body := int(n) - (frameHdr - 4)
+		// Grown for the largest frame so far; a big buffer is dropped at
+		// the next small frame, so a burst does not pin MaxFrame per
+		// connection.
+		if cap(fr.buf) < body || cap(fr.buf) > 1<<20 && body <= 64<<10 {
+			fr.buf = make([]byte, max(body, min(4<<10, fr.max)))
+		}
+		fr.cur = frame{kind: fr.hdr[5], id: binary.BigEndian.Uint64(fr.hdr[6:14]), body: fr.buf[:body]}
+		fr.inBody, fr.bn = true, 0
+	}
+	for fr.bn < len(fr.cur.body) {
+		n, err := fr.r.Read(fr.cur.body[fr.bn:])
+		fr.bn += n
+		if fr.bn == len(fr.cur.body) {
+			break
+		}
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return frame{}, err
+		}
+	}
+	f := fr.cur
+	fr.hn, fr.inBody, fr.cur = 0, false, frame{}
 	return f, nil
 }
 

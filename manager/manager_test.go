@@ -1,11 +1,15 @@
 package manager
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
+	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -274,4 +278,96 @@ func TestFrameLimits(t *testing.T) {
 	if _, err := d.Len(ctx); err != nil {
 		t.Fatalf("the client after a garbage call: %v", err)
 	}
+}
+
+// timeoutReader returns its bytes one at a time with a deadline error
+// between them, as a connection whose reader is interrupted does.
+type timeoutReader struct {
+	b    []byte
+	tick bool
+}
+
+func (r *timeoutReader) Read(p []byte) (int, error) {
+	if r.tick = !r.tick; r.tick {
+		return 0, os.ErrDeadlineExceeded
+	}
+	if len(r.b) == 0 {
+		return 0, io.EOF
+	}
+	p[0] = r.b[0]
+	r.b = r.b[1:]
+	return 1, nil
+}
+
+// TestFrameReaderResumes: a read interrupted part way through a frame
+// goes on from there at the next read; no byte is lost.
+func TestFrameReaderResumes(t *testing.T) {
+	var stream []byte
+	for i := 0; i < 5; i++ {
+		stream = appendFrame(stream, kReply, uint64(i), bytes.Repeat([]byte{byte(i)}, 40*i))
+	}
+	fr := frameReader{r: &timeoutReader{b: stream}, max: 1 << 10}
+	for i := 0; i < 5; {
+		f, err := fr.read()
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			continue
+		}
+		if err != nil || f.id != uint64(i) || len(f.body) != 40*i || (i > 0 && f.body[0] != byte(i)) {
+			t.Fatalf("frame %d: id %d, %d bytes, %v", i, f.id, len(f.body), err)
+		}
+		i++
+	}
+}
+
+// TestReadTurnHandOff: a caller reading the connection for its own
+// blocked call (the read turn) whose ctx ends hands the turn on: the
+// other callers' replies, and later calls, still arrive.
+func TestReadTurnHandOff(t *testing.T) {
+	forNetworks(t, func(t *testing.T, network string) {
+		_, addr := serve(t, network, Options{})
+		c := dial(t, addr)
+		ctx := testutil.Context(t)
+		q, err := c.Queue(ctx, "q", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for round := 0; round < 20; round++ {
+			gctx, cancel := context.WithCancel(ctx)
+			got := make(chan error, 1)
+			go func() {
+				var v int
+				got <- q.Get(gctx, &v) // blocks on the server; likely holds the turn
+			}()
+			var wg sync.WaitGroup
+			for g := 0; g < 4; g++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := 0; i < 50; i++ {
+						if _, err := c.Dict("d").Add(ctx, "n", 1); err != nil {
+							t.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			time.Sleep(time.Duration(round%5) * time.Millisecond)
+			cancel()
+			if err := <-got; !errors.Is(err, context.Canceled) {
+				t.Fatalf("Get after cancel = %v", err)
+			}
+			wg.Wait()
+		}
+		var n int
+		if err := c.Dict("d").Get(ctx, "n", &n); err != nil || n != 20*4*50 {
+			t.Fatalf("n = %d, %v; want %d", n, err, 20*4*50)
+		}
+		// The abandoned Gets got nothing: a Put now is there to get.
+		if err := q.Put(ctx, 7); err != nil {
+			t.Fatal(err)
+		}
+		if l, err := q.Len(ctx); err != nil || l != 1 {
+			t.Fatalf("queue length %d, %v after the abandoned Gets", l, err)
+		}
+	})
 }

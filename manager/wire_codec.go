@@ -61,24 +61,14 @@ func appendBytes(b []byte, p []byte) []byte {
 	return append(appendHead(b, mBytes, uint64(len(p))), p...)
 }
 
-func appendBytesList(b []byte, l [][]byte) []byte {
+// appendList appends l as an array of elem's encodings (nil: null).
+func appendList[T any](b []byte, l []T, elem func([]byte, T) []byte) []byte {
 	if l == nil {
 		return append(b, cNull)
 	}
 	b = appendHead(b, mArray, uint64(len(l)))
-	for _, p := range l {
-		b = appendBytes(b, p)
-	}
-	return b
-}
-
-func appendTextList(b []byte, l []string) []byte {
-	if l == nil {
-		return append(b, cNull)
-	}
-	b = appendHead(b, mArray, uint64(len(l)))
-	for _, s := range l {
-		b = appendText(b, s)
+	for _, x := range l {
+		b = elem(b, x)
 	}
 	return b
 }
@@ -92,8 +82,8 @@ func appendRequest(b []byte, rq *request) []byte {
 	b = appendBytes(b, rq.Val)
 	b = appendBytes(b, rq.Old)
 	b = appendInt(b, rq.N)
-	b = appendBytesList(b, rq.Vals)
-	return appendTextList(b, rq.Keys)
+	b = appendList(b, rq.Vals, appendBytes)
+	return appendList(b, rq.Keys, appendText)
 }
 
 func appendResponse(b []byte, rs *response) []byte {
@@ -107,8 +97,8 @@ func appendResponse(b []byte, rs *response) []byte {
 	} else {
 		b = append(b, cFalse)
 	}
-	b = appendBytesList(b, rs.Vals)
-	return appendTextList(b, rs.Keys)
+	b = appendList(b, rs.Vals, appendBytes)
+	return appendList(b, rs.Keys, appendText)
 }
 
 // wireDec reads one body; the first error sticks and later reads return

@@ -25,6 +25,13 @@ Defaults take under a minute on two cores. Ratios ("x pipe") compare each
 result with os-pipe in the same run, which always runs, at the same
 producers x consumers where os-pipe ran them (else at 1x1).
 
+With -kv it runs the key-value workload instead: manager Dict Set+Get from
+-kv-clients client processes x -kv-pipeline requests in flight, over the
+shared-memory Pipe and the unix socket, beside redis-benchmark SET/GET on a
+redis-server it starts and stops (rows say "unavailable" when redis-server
+or redis-benchmark is not installed) and, with -python, Python's
+multiprocessing Manager().dict().
+
 flags:
 `
 

@@ -300,3 +300,37 @@ func devShm(t *testing.T) []string {
 	slices.Sort(names)
 	return names
 }
+
+// `shmkit bench -kv` prints the kv table and writes its JSON; bad kv
+// flags are usage errors.
+func TestBenchKV(t *testing.T) {
+	js := filepath.Join(t.TempDir(), "kv.json")
+	code, o, e := runCmd(t, "bench", "-kv", "-kv-clients", "1,2", "-kv-pipeline", "1,4", "-kv-duration", "50ms",
+		"-kv-backends", "manager-shm,manager-unix", "-json", js)
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s\n%s", code, o, e)
+	}
+	for _, want := range []string{"backend", "manager-shm", "manager-unix", "req/s", "wrote " + js} {
+		if !strings.Contains(o, want) {
+			t.Fatalf("output without %q:\n%s", want, o)
+		}
+	}
+	data, err := os.ReadFile(js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rs []map[string]any
+	if err := json.Unmarshal(data, &rs); err != nil || len(rs) != 8 {
+		t.Fatalf("%d results, %v:\n%s", len(rs), err, data)
+	}
+	for _, r := range rs {
+		if r["requests_per_s"].(float64) <= 0 {
+			t.Fatalf("result %v", r)
+		}
+	}
+	for _, args := range [][]string{{"-kv-clients", "0"}, {"-kv-pipeline", "x"}, {"-kv-duration", "0s"}, {"-kv-clients", ""}} {
+		if code, _, e := runCmd(t, append([]string{"bench", "-q", "-kv"}, args...)...); code != exitUsage {
+			t.Errorf("bench -kv %v: exit %d, want %d (%s)", args, code, exitUsage, e)
+		}
+	}
+}

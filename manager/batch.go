@@ -18,6 +18,7 @@ import (
 type Batch struct {
 	c     *Client
 	calls []*Pending
+	slab  []Pending // Pendings are carved from here, a few allocations a batch
 }
 
 // Pending is the outcome of one call of a Batch, known after Send.
@@ -54,7 +55,12 @@ func (p *Pending) Decode(out any) error {
 func (c *Client) Batch() *Batch { return &Batch{c: c} }
 
 func (b *Batch) add(rq request) *Pending {
-	p := &Pending{rq: rq}
+	if len(b.slab) == cap(b.slab) {
+		// A new block, never a grown one: handed-out pointers stay put.
+		b.slab = make([]Pending, 0, max(16, len(b.calls)))
+	}
+	b.slab = append(b.slab, Pending{rq: rq})
+	p := &b.slab[len(b.slab)-1]
 	b.calls = append(b.calls, p)
 	return p
 }
@@ -62,8 +68,8 @@ func (b *Batch) add(rq request) *Pending {
 func (b *Batch) addVal(rq request, v any) *Pending {
 	val, err := encode(v)
 	if err != nil {
-		p := &Pending{err: err, done: true}
-		b.calls = append(b.calls, p)
+		p := b.add(rq)
+		p.err, p.done = err, true
 		return p
 	}
 	rq.Val = val

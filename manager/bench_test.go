@@ -102,3 +102,32 @@ func BenchmarkDictBatchProcess(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkBatch16: one client sending batches of 8 Sets and 8 Gets to a
+// server in this process (allocs/op are both sides' per batch).
+func BenchmarkBatch16(b *testing.B) {
+	_, addr := serve(b, "unix", Options{})
+	c := dial(b, addr)
+	ctx := context.Background()
+	keys := []string{"k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7"}
+	b.ReportAllocs()
+	for b.Loop() {
+		bt := c.Batch()
+		var gets [8]*Pending
+		for _, k := range keys {
+			bt.Dict("d").Set(k, "xxx")
+		}
+		for i, k := range keys {
+			gets[i] = bt.Dict("d").Get(k)
+		}
+		if err := bt.Send(ctx); err != nil {
+			b.Fatal(err)
+		}
+		for _, g := range gets {
+			var s string
+			if err := g.Decode(&s); err != nil || s != "xxx" {
+				b.Fatal(s, err)
+			}
+		}
+	}
+}

@@ -299,6 +299,7 @@ func (c *sconn) reader(ctx context.Context, calls *sync.WaitGroup) {
 	br := bufio.NewReaderSize(c.conn, 64<<10)
 	fr := frameReader{r: br, max: c.s.opts.MaxFrame}
 	holding := false
+	lastObj := "" // the last object name, reused (decodeRequestObj)
 	for {
 		if holding && !wholeFrameBuffered(br) {
 			holding = false
@@ -330,7 +331,7 @@ func (c *sconn) reader(ctx context.Context, calls *sync.WaitGroup) {
 		switch f.kind {
 		case kCall:
 			var rq request
-			if err := decodeRequest(f.body, &rq); err != nil {
+			if err := decodeRequestObj(f.body, &rq, &lastObj); err != nil {
 				c.reply(f.id, &response{Code: codeOf(ErrInvalid), Msg: "undecodable request: " + err.Error()})
 				continue
 			}
@@ -399,16 +400,20 @@ func (c *sconn) call(ctx context.Context, id uint64, rq *request, size int, call
 	c.pending[id] = cancel
 	c.pendingBytes += size
 	c.mu.Unlock()
+	// Copies for the waiting goroutine: the fast path above keeps rq and
+	// rs on the reader's stack.
+	wrq, wrs := new(request), new(response)
+	*wrq, *wrs = *rq, rs
 	calls.Add(1)
 	go func() {
 		defer calls.Done()
 		defer cancel()
-		err := c.wait(wctx, o, ch, rq, &rs)
+		err := c.wait(wctx, o, ch, wrq, wrs)
 		c.mu.Lock()
 		delete(c.pending, id)
 		c.pendingBytes -= size
 		c.mu.Unlock()
-		c.finish(id, &rs, err)
+		c.finish(id, wrs, err)
 	}()
 }
 

@@ -261,16 +261,43 @@ func (d *wireDec) end() error {
 	return d.err
 }
 
-func decodeRequest(b []byte, rq *request) error {
+func decodeRequest(b []byte, rq *request) error { return decodeRequestObj(b, rq, nil) }
+
+// decodeRequestObj decodes as decodeRequest does; with lastObj, an object
+// name equal to *lastObj reuses that string (a connection mostly names
+// the same few objects: no allocation per call), and a new one is kept.
+func decodeRequestObj(b []byte, rq *request, lastObj *string) error {
 	d := wireDec{b: b}
 	if n, _ := d.head(mArray, false); n != reqLen {
 		d.fail()
 	}
-	*rq = request{
-		Op: d.u8(), Kind: d.u8(), Obj: d.text(), Key: d.text(), Val: d.bytes(), Old: d.bytes(),
-		N: d.int(), Vals: d.bytesList(), Keys: d.textList(),
+	*rq = request{Op: d.u8(), Kind: d.u8()}
+	if lastObj != nil {
+		rq.Obj = d.textReuse(lastObj)
+	} else {
+		rq.Obj = d.text()
 	}
+	rq.Key, rq.Val, rq.Old = d.text(), d.bytes(), d.bytes()
+	rq.N, rq.Vals, rq.Keys = d.int(), d.bytesList(), d.textList()
 	return d.end()
+}
+
+// textReuse reads a text string, returning *last if it is the same.
+func (d *wireDec) textReuse(last *string) string {
+	n, _ := d.head(mText, false)
+	p := d.raw(n)
+	if d.err != nil {
+		return ""
+	}
+	if string(p) == *last { // compared without a conversion
+		return *last
+	}
+	if !utf8.Valid(p) {
+		d.fail()
+		return ""
+	}
+	*last = string(p)
+	return *last
 }
 
 func decodeResponse(b []byte, rs *response) error {

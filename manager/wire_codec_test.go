@@ -52,6 +52,7 @@ func randRequest(r *rand.Rand) request {
 // library reads: the protocol did not change with it.
 func TestWireCodecMatchesLibrary(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
+	lastObj := ""
 	for i := 0; i < 3000; i++ {
 		rq := randRequest(r)
 		lib, err := encMode.Marshal(&rq)
@@ -61,9 +62,12 @@ func TestWireCodecMatchesLibrary(t *testing.T) {
 		if got := appendRequest(nil, &rq); !bytes.Equal(got, lib) {
 			t.Fatalf("request %+v:\n got %x\nwant %x", rq, got, lib)
 		}
-		var back, libBack request
+		var back, libBack, reused request
 		if err := decodeRequest(lib, &back); err != nil {
 			t.Fatalf("decodeRequest(%x): %v", lib, err)
+		}
+		if err := decodeRequestObj(lib, &reused, &lastObj); err != nil || !reflect.DeepEqual(reused, back) {
+			t.Fatalf("decodeRequestObj(%x) = %+v, %v; want %+v", lib, reused, err, back)
 		}
 		if err := decMode.Unmarshal(lib, &libBack); err != nil {
 			t.Fatal(err)
@@ -130,8 +134,15 @@ func FuzzWireDecode(f *testing.F) {
 	f.Add(appendRequest(nil, &request{Op: opGet, Kind: tDict, Obj: "d", Key: "k"}))
 	f.Add(appendResponse(nil, &response{Val: []byte{1}, OK: true, Keys: []string{"a"}}))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		var rq, lib request
+		var rq, lib, reused request
+		last := "x"
+		if (decodeRequestObj(b, &reused, &last) == nil) != (decodeRequest(b, &rq) == nil) {
+			t.Fatalf("%x: decodeRequestObj and decodeRequest disagree", b)
+		}
 		if decodeRequest(b, &rq) == nil {
+			if !reflect.DeepEqual(rq, reused) {
+				t.Fatalf("%x: reuse %+v, plain %+v", b, reused, rq)
+			}
 			if err := decMode.Unmarshal(b, &lib); err != nil {
 				t.Fatalf("codec accepted %x, library refused: %v", b, err)
 			}

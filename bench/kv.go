@@ -344,7 +344,7 @@ func kvClientMain() error {
 			}
 			var got string
 			if err := d.Get(ctx, keys[0], &got); err != nil || got != val {
-				return report(n, time.Since(start), fmt.Errorf("Get = %q, %v", got, err))
+				return report(n, time.Since(start), fmt.Errorf("kv client: Get = %q, %v", got, err))
 			}
 			n += 2
 			continue

@@ -226,6 +226,19 @@ func (c *Client) takeTurn(background bool) bool {
 	return true
 }
 
+// bigWrite is the largest write that needs no reader meanwhile: one the
+// connection's buffers take whole even if the server stops reading (unix
+// and loopback TCP sockets buffer more; the Pipe 1 MiB).
+const bigWrite = 16 << 10
+
+// kickReader has the background reader take the turn if it is free.
+func (c *Client) kickReader() {
+	select {
+	case c.wake <- struct{}{}:
+	default: // already told
+	}
+}
+
 // releaseTurn gives the turn up; if calls still wait, the background
 // reader takes it.
 func (c *Client) releaseTurn() {
@@ -234,10 +247,7 @@ func (c *Client) releaseTurn() {
 	need := len(c.pending) > 0 && c.err == nil
 	c.mu.Unlock()
 	if need {
-		select {
-		case c.wake <- struct{}{}:
-		default: // already told
-		}
+		c.kickReader()
 	}
 }
 
@@ -268,9 +278,13 @@ func (c *Client) readFor(ctx context.Context, mine func() bool) error {
 			if interrupted != nil && errors.Is(err, os.ErrDeadlineExceeded) {
 				// Only our ctx's AfterFunc sets a deadline (a turn's
 				// holder clears its own before giving the turn up); it
-				// may not have closed interrupted yet.
-				<-interrupted
-				return ctx.Err()
+				// may not have closed interrupted yet. Should anything
+				// else ever set one, fail rather than wait for ever.
+				select {
+				case <-interrupted:
+					return ctx.Err()
+				case <-time.After(time.Second):
+				}
 			}
 			err = fmt.Errorf("%w: %v", ErrClosed, err)
 			c.fail(err)
@@ -446,6 +460,12 @@ func (c *Client) callMany(ctx context.Context, reqs []*request) ([]result, error
 		c.pending[ids[i]] = waiter{kind: rq.Kind, op: rq.Op, obj: rq.Obj, b: bw, i: i}
 	}
 	c.mu.Unlock()
+	if len(buf) > bigWrite {
+		// The server may stop reading our requests while its replies to
+		// the first ones wait to be read: someone must read while we
+		// write, or both sides block writing.
+		c.kickReader()
+	}
 	c.wmu.Lock()
 	_, err := c.conn.Write(buf)
 	c.wmu.Unlock()
@@ -484,6 +504,10 @@ func (c *Client) callMany(ctx context.Context, reqs []*request) ([]result, error
 			}
 		}
 		c.mu.Unlock()
+		if len(cancels) == 0 { // every reply came meanwhile: report them, lose none
+			<-bw.done
+			return bw.res, nil
+		}
 		for _, id := range cancels {
 			c.send(kCancel, id, nil)
 		}

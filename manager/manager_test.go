@@ -371,3 +371,39 @@ func TestReadTurnHandOff(t *testing.T) {
 		}
 	})
 }
+
+// TestLargeBatch: a batch whose requests and replies are each far larger
+// than the socket's buffers (100 Sets of 64 KiB, each followed by its Get)
+// completes: the client reads replies while it is still writing requests,
+// so neither side waits for the other for ever.
+func TestLargeBatch(t *testing.T) {
+	forNetworks(t, func(t *testing.T, network string) {
+		_, addr := serve(t, network, Options{})
+		c := dial(t, addr)
+		ctx := testutil.Context(t)
+		val := bytes.Repeat([]byte{7}, 64<<10)
+		b := c.Batch()
+		var gets []*Pending
+		for i := 0; i < 100; i++ {
+			k := strconv.Itoa(i)
+			b.Dict("big").Set(k, val)
+			gets = append(gets, b.Dict("big").Get(k))
+		}
+		done := make(chan error, 1)
+		go func() { done <- b.Send(ctx) }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("a 6.4 MiB batch did not complete in 20 s (client and server both blocked writing?)")
+		}
+		for _, g := range gets {
+			var got []byte
+			if err := g.Decode(&got); err != nil || !bytes.Equal(got, val) {
+				t.Fatalf("Get: %d bytes, %v", len(got), err)
+			}
+		}
+	})
+}

@@ -55,6 +55,13 @@ func TestLockGrantsToOneConnection(t *testing.T) {
 func TestDuplicateCallIDRefused(t *testing.T) {
 	_, addr := serve(t, "unix", Options{MaxPending: 4})
 	c := dial(t, addr)
+	// A call that waits keeps the client reading (the read turn is taken
+	// only while calls wait), so the refusals' replies are read and
+	// dropped, as replies to no call are.
+	ctx := context.Background()
+	waited := make(chan error, 1)
+	go func() { waited <- c.Event("reading").Wait(ctx) }()
+	time.Sleep(20 * time.Millisecond)
 	before := runtime.NumGoroutine()
 	for i := 0; i < 2000; i++ {
 		body := appendRequest(nil, &request{Op: opWait, Kind: tEvent, Obj: "never"})
@@ -66,8 +73,14 @@ func TestDuplicateCallIDRefused(t *testing.T) {
 	if g := runtime.NumGoroutine() - before; g > 100 {
 		t.Errorf("MaxPending 4, but %d server goroutines blocked for one connection", g)
 	}
-	if _, err := c.Dict("d").Add(context.Background(), "k", 1); err != nil {
+	if _, err := c.Dict("d").Add(ctx, "k", 1); err != nil {
 		t.Fatalf("the connection after the refused calls: %v", err)
+	}
+	if err := c.Event("reading").Set(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-waited; err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -23,8 +23,8 @@ type Client struct {
 	conn net.Conn
 	opts Options
 
-	wmu  sync.Mutex // serializes frame writes
-	wbuf []byte
+	wlock chan struct{} // cap 1: held while a frame is written (ctx-aware, unlike a mutex)
+	wbuf  []byte
 
 	mu      sync.Mutex
 	pending map[uint64]waiter
@@ -140,7 +140,8 @@ func NewClient(ctx context.Context, conn net.Conn, opts Options) (*Client, error
 			conn = p
 		}
 	}
-	c := &Client{conn: conn, opts: o, pending: map[uint64]waiter{}, done: make(chan struct{}), wake: make(chan struct{}, 1)}
+	c := &Client{conn: conn, opts: o, pending: map[uint64]waiter{}, done: make(chan struct{}), wake: make(chan struct{}, 1),
+		wlock: make(chan struct{}, 1)}
 	c.br = bufio.NewReaderSize(conn, 64<<10)
 	c.fr = frameReader{r: c.br, max: o.MaxFrame}
 	go c.reader()
@@ -340,8 +341,8 @@ func (c *Client) call(ctx context.Context, rq *request) (response, error) {
 	}
 	c.pending[id] = waiter{ch: ch, kind: rq.Kind, op: rq.Op, obj: rq.Obj}
 	c.mu.Unlock()
-	err := c.sendCall(id, rq)
-	if errors.Is(err, ErrTooLarge) {
+	err := c.sendCall(ctx, id, rq)
+	if errors.Is(err, ErrTooLarge) || err == errNotSent {
 		c.mu.Lock()
 		_, waiting := c.pending[id]
 		delete(c.pending, id)
@@ -350,6 +351,9 @@ func (c *Client) call(ctx context.Context, rq *request) (response, error) {
 			<-ch // the connection failed meanwhile and told ch
 		}
 		resultChans.Put(ch)
+		if err == errNotSent {
+			return response{}, ctx.Err()
+		}
 		return response{}, err
 	} else if err != nil {
 		c.fail(err) // tells ch, among the others
@@ -384,34 +388,100 @@ func (c *Client) call(ctx context.Context, rq *request) (response, error) {
 				return r.rs, r.err // it completed: report it rather than lose it
 			}
 		} else {
-			c.send(kCancel, id, nil)
+			// Not waited for: the caller's ctx has ended, and the write
+			// turn may be held by a write the server is not reading.
+			go c.send(kCancel, id, nil)
 		}
 		return response{}, ctx.Err()
 	}
 }
 
+// errNotSent: the caller's ctx ended before its frame was written
+// (waiting for another writer); nothing of it went out.
+var errNotSent = errors.New("not sent")
+
+// lockWrite takes the write turn, or gives up when ctx ends or the
+// client closes (a server that stops reading must not hold a caller
+// whose ctx has ended behind another's write).
+func (c *Client) lockWrite(ctx context.Context) error {
+	select {
+	case c.wlock <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return errNotSent
+	case <-c.done:
+		return ErrClosed
+	}
+}
+
+func (c *Client) unlockWrite() { <-c.wlock }
+
+// writeUnlock writes buf with the write turn held, and gives the turn
+// up. If ctx ends first the write is interrupted (a write deadline) and
+// what is left of it is finished by a goroutine that keeps the turn until
+// then, so the caller returns at once and the stream stays whole (a
+// server that is not reading holds that goroutine, not the caller).
+func (c *Client) writeUnlock(ctx context.Context, buf []byte) error {
+	if ctx.Done() == nil {
+		defer c.unlockWrite()
+		if _, err := c.conn.Write(buf); err != nil {
+			return fmt.Errorf("%w: %v", ErrClosed, err)
+		}
+		return nil
+	}
+	fired := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		c.conn.SetWriteDeadline(aLongTimeAgo)
+		close(fired)
+	})
+	n, err := c.conn.Write(buf)
+	cut := false
+	if !stop() { // it ran, or runs: undo its deadline
+		<-fired
+		c.conn.SetWriteDeadline(time.Time{})
+		cut = err != nil
+	}
+	if !cut {
+		c.unlockWrite()
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrClosed, err)
+		}
+		return nil
+	}
+	rest := append([]byte(nil), buf[n:]...)
+	go func() {
+		defer c.unlockWrite()
+		if _, err := c.conn.Write(rest); err != nil {
+			c.fail(fmt.Errorf("%w: %v", ErrClosed, err))
+		}
+	}()
+	return nil // it will be sent: the caller's wait sees its ctx ended
+}
+
 // sendCall writes rq's frame; a frame above the limit is not sent
-// (ErrTooLarge), a failed write is the connection's failure.
-func (c *Client) sendCall(id uint64, rq *request) error {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
+// (ErrTooLarge), nor one whose ctx ended while another frame was being
+// written (errNotSent); a failed write is the connection's failure.
+func (c *Client) sendCall(ctx context.Context, id uint64, rq *request) error {
+	if err := c.lockWrite(ctx); err != nil {
+		return err
+	}
 	var ok bool
 	c.wbuf, ok = appendFrameWith(c.wbuf[:0], kCall, id, c.opts.MaxFrame, func(b []byte) []byte { return appendRequest(b, rq) })
 	if !ok {
+		c.unlockWrite()
 		return fmt.Errorf("%w: request above the frame limit %d", ErrTooLarge, c.opts.MaxFrame)
 	}
-	if _, err := c.conn.Write(c.wbuf); err != nil {
-		return fmt.Errorf("%w: %v", ErrClosed, err)
-	}
-	return nil
+	return c.writeUnlock(ctx, c.wbuf)
 }
 
+// send writes one frame, waiting for the write turn as long as the
+// client lives.
 func (c *Client) send(kind byte, id uint64, body []byte) error {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
+	if err := c.lockWrite(context.Background()); err != nil {
+		return err
+	}
 	c.wbuf = appendFrame(c.wbuf[:0], kind, id, body)
-	_, err := c.conn.Write(c.wbuf)
-	return err
+	return c.writeUnlock(context.Background(), c.wbuf)
 }
 
 // completed reports whether a reply means the call took effect: success,
@@ -466,9 +536,18 @@ func (c *Client) callMany(ctx context.Context, reqs []*request) ([]result, error
 		// write, or both sides block writing.
 		c.kickReader()
 	}
-	c.wmu.Lock()
-	_, err := c.conn.Write(buf)
-	c.wmu.Unlock()
+	err := c.lockWrite(ctx)
+	if err == nil {
+		err = c.writeUnlock(ctx, buf)
+	}
+	if err == errNotSent { // ctx ended waiting to write: nothing went out
+		c.mu.Lock()
+		for _, id := range ids {
+			delete(c.pending, id)
+		}
+		c.mu.Unlock()
+		return nil, ctx.Err()
+	}
 	if err != nil {
 		c.fail(fmt.Errorf("%w: %v", ErrClosed, err))
 	}
@@ -508,9 +587,11 @@ func (c *Client) callMany(ctx context.Context, reqs []*request) ([]result, error
 			<-bw.done
 			return bw.res, nil
 		}
-		for _, id := range cancels {
-			c.send(kCancel, id, nil)
-		}
+		go func() { // not waited for, as in call
+			for _, id := range cancels {
+				c.send(kCancel, id, nil)
+			}
+		}()
 		return nil, ctx.Err()
 	}
 }

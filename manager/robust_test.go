@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -252,5 +254,60 @@ func TestCounterOverflow(t *testing.T) {
 	}
 	if err := s.Release(ctx); err == nil {
 		t.Fatal("a Release past MaxInt64 succeeded")
+	}
+}
+
+// TestWriteHonoursCtx: against a server that stops reading, a call whose
+// request cannot be written returns when its ctx ends, and so does a call
+// waiting behind it for the write turn; Close ends the rest.
+func TestWriteHonoursCtx(t *testing.T) {
+	ln, err := ListenUnix(filepath.Join(t.TempDir(), "m", "sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	stuck := make(chan net.Conn, 1)
+	go func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		if serverHandshake(conn, testKey, time.Second) != nil {
+			conn.Close()
+			return
+		}
+		stuck <- conn // authenticated, then never read
+	}()
+	bg := context.Background()
+	c, err := Dial(bg, "unix:"+ln.Addr().String(), Options{Key: testKey, NoSharedMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { (<-stuck).Close() }()
+	defer c.Close()
+	big := strings.Repeat("x", 8<<20) // far more than the socket buffers
+	done := make(chan error, 2)
+	for i, d := range []time.Duration{200 * time.Millisecond, 300 * time.Millisecond} {
+		go func() {
+			ctx, cancel := context.WithTimeout(bg, d)
+			defer cancel()
+			if i == 0 {
+				done <- c.Dict("d").Set(ctx, "k", big)
+			} else {
+				time.Sleep(50 * time.Millisecond) // behind the big write
+				var v int
+				done <- c.Dict("d").Get(ctx, "n", &v)
+			}
+		}()
+	}
+	for i := 0; i < 2; i++ {
+		select {
+		case err := <-done:
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("a call against a server that does not read = %v, want DeadlineExceeded", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("a call blocked in (or behind) a write did not honour its ctx")
+		}
 	}
 }

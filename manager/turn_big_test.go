@@ -85,25 +85,7 @@ func TestTurnServerDies(t *testing.T) {
 					defer wg.Done()
 					r := rand.New(rand.NewPCG(uint64(g), uint64(round)))
 					for i := 0; ; i++ {
-						var err error
-						switch g % 4 {
-						case 0:
-							ctx, cancel := shortCtx(r)
-							var v int
-							err = q.Get(ctx, &v)
-							cancel()
-						case 1:
-							err = q.Put(bg, i)
-						case 2:
-							b := c.Batch()
-							b.Dict("d").Add("n", 1)
-							ctx, cancel := shortCtx(r)
-							err = b.Send(ctx)
-							cancel()
-						case 3:
-							_, err = c.Dict("d").Add(bg, "n", 1)
-						}
-						if errors.Is(err, ErrClosed) {
+						if err := mixedOp(g, i, r, c, q); errors.Is(err, ErrClosed) {
 							return
 						}
 					}

@@ -297,25 +297,7 @@ func TestTurnClose(t *testing.T) {
 					defer wg.Done()
 					r := rand.New(rand.NewPCG(uint64(g), uint64(round)))
 					for i := 0; ; i++ {
-						var err error
-						switch g % 4 {
-						case 0:
-							ctx, cancel := shortCtx(r)
-							var v int
-							err = q.Get(ctx, &v)
-							cancel()
-						case 1:
-							err = q.Put(bg, i)
-						case 2:
-							b := c.Batch()
-							b.Dict("d").Add("n", 1)
-							b.Dict("d").Get("n")
-							ctx, cancel := shortCtx(r)
-							err = b.Send(ctx)
-							cancel()
-						case 3:
-							_, err = c.Dict("d").Add(bg, "n", 1)
-						}
+						err := mixedOp(g, i, r, c, q)
 						check("op", err)
 						if err != nil && errors.Is(err, ErrClosed) {
 							return
@@ -337,4 +319,28 @@ func TestTurnClose(t *testing.T) {
 		}
 		runtime.GC()
 	})
+}
+
+// mixedOp is goroutine g's i-th call of the close tests: a Get with a
+// short ctx, a Put, a Batch with a short ctx, or an Add, by g.
+func mixedOp(g, i int, r *rand.Rand, c *Client, q *Queue) error {
+	bg := context.Background()
+	switch g % 4 {
+	case 0:
+		ctx, cancel := shortCtx(r)
+		defer cancel()
+		var v int
+		return q.Get(ctx, &v)
+	case 1:
+		return q.Put(bg, i)
+	case 2:
+		b := c.Batch()
+		b.Dict("d").Add("n", 1)
+		b.Dict("d").Get("n")
+		ctx, cancel := shortCtx(r)
+		defer cancel()
+		return b.Send(ctx)
+	}
+	_, err := c.Dict("d").Add(bg, "n", 1)
+	return err
 }

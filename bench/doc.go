@@ -52,6 +52,21 @@
 // SIGINT themselves, so a Ctrl-C is handled in one place. The Python
 // reference runs in its own process group, killed as a whole.
 //
+// # The kv workload
+//
+// RunKV (shmkit bench -kv) runs manager Dict Set+Get from KVConfig.Clients
+// client processes (this executable re-run with a role) with
+// KVConfig.Pipeline requests in flight each, over the shared-memory Pipe
+// (manager-shm) and the unix socket (manager-unix); beside them, in the
+// same run, redis-benchmark SET/GET with the same -c and -P on a
+// redis-server the bench starts in a temporary directory (unix socket
+// only, no persistence) and stops (redis), the same as -c processes of
+// one connection each (redis-procs), and with Python, Python's
+// multiprocessing Manager().dict() (py-manager, -P 1 only). A backend whose
+// tool is missing is reported unavailable. Rates are SET and GET requests
+// per second together; WriteKVTable prints them with ratios to redis,
+// redis-procs and py-manager at the same -c.
+//
 // # Caveats
 //
 //   - Stream transports (os-pipe, unix-stream, tcp, shm-pipe-stream) carry
@@ -71,6 +86,9 @@
 //   - The Python references verify with zlib's CRC-32 and compute exact
 //     percentiles from sorted samples; their CPU time includes Python's
 //     feeder thread.
+//   - manager-queue-shm and manager-queue-unix start a manager server as a
+//     third process (manager.Start); each message is a Put by one client
+//     and a Get by the other, two calls through the server.
 //   - With Pin, the runner and the peer each run on one CPU of the two
 //     first allowed ones; all goroutines of a side share that CPU. On a
 //     busy machine a pinned side waits for its CPU instead of moving to an

@@ -113,7 +113,10 @@ func (b *Batch) Put(queue string, v any) *Pending {
 
 // Send sends every call not sent yet and waits for their replies until
 // ctx ends. It returns the first call's error, if any; each Pending has
-// its own.
+// its own. When ctx ends first, the calls whose replies had come keep
+// them (a Put that took effect does not look failed) and the others have
+// ctx's error (and are undone if they complete later, as a single call's
+// are).
 func (b *Batch) Send(ctx context.Context) error {
 	var todo []*Pending
 	var first error
@@ -132,10 +135,10 @@ func (b *Batch) Send(ctx context.Context) error {
 	res, err := b.c.callMany(ctx, reqs)
 	for i, p := range todo {
 		p.done = true
-		if err != nil {
-			p.err = err
-		} else {
+		if res != nil { // all, or (ctx ended) those that came and ctx's error for the rest
 			p.rs, p.err = res[i].rs, res[i].err
+		} else {
+			p.err = err
 		}
 		if first == nil && p.err != nil {
 			first = p.err

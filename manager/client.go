@@ -330,11 +330,12 @@ func (c *Client) callMany(ctx context.Context, reqs []*request) ([]result, error
 	case <-done:
 		c.mu.Lock()
 		var cancels []uint64
-		for _, id := range ids {
+		for i, id := range ids {
 			if w, ok := c.pending[id]; ok {
 				w.b = nil // abandoned: a late success is undone
 				c.pending[id] = w
 				cancels = append(cancels, id)
+				bw.res[i] = result{err: ctx.Err()}
 			}
 		}
 		c.mu.Unlock()
@@ -347,6 +348,8 @@ func (c *Client) callMany(ctx context.Context, reqs []*request) ([]result, error
 				c.send(kCancel, id, nil)
 			}
 		}()
-		return nil, ctx.Err()
+		// The replies that came are reported (a Put that took effect must
+		// not look failed), the others have ctx's error.
+		return bw.res, ctx.Err()
 	}
 }

@@ -311,3 +311,38 @@ func TestWriteHonoursCtx(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchCtxEndsKeepsReplies: a batch whose ctx ends while one call
+// still waits on the server reports the replies that came (the Put took
+// effect) and ctx's error for the rest.
+func TestBatchCtxEndsKeepsReplies(t *testing.T) {
+	_, addr := serve(t, "unix", Options{})
+	c := dial(t, addr)
+	bg := context.Background()
+	if _, err := c.Queue(bg, "in", 0); err != nil {
+		t.Fatal(err)
+	}
+	b := c.Batch()
+	put := b.Put("in", 1)
+	add := b.Dict("d").Add("n", 5)
+	wait := b.add( // an Event.Wait that never returns, in the same batch
+		request{Op: opWait, Kind: tEvent, Obj: "never"})
+	ctx, cancel := context.WithTimeout(bg, 200*time.Millisecond)
+	defer cancel()
+	if err := b.Send(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Send = %v, want DeadlineExceeded", err)
+	}
+	if err := put.Err(); err != nil {
+		t.Fatalf("the Put that took effect reports %v", err)
+	}
+	if n, err := add.Int(); err != nil || n != 5 {
+		t.Fatalf("the Add that took effect reports %d, %v", n, err)
+	}
+	if err := wait.Err(); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("the waiting call reports %v", err)
+	}
+	q, _ := c.Queue(bg, "in", 0)
+	if n, err := q.Len(bg); err != nil || n != 1 {
+		t.Fatalf("queue length %d, %v", n, err)
+	}
+}

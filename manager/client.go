@@ -201,42 +201,46 @@ func (c *Client) call(ctx context.Context, rq *request) (response, error) {
 	} else if err != nil {
 		c.fail(err) // tells ch, among the others
 	}
-	done := ctx.Done()
 	if err == nil && c.takeTurn(false) {
-		if c.readFor(ctx, func() bool { return len(ch) > 0 }) == nil || ctx.Err() == nil {
-			r := <-ch // delivered, or the connection failed and told ch
-			resultChans.Put(ch)
-			return r.rs, r.err
+		if c.readFor(ctx, func() bool { return len(ch) > 0 }) != nil && ctx.Err() != nil {
+			return c.abandon(ctx, id, ch)
 		}
-		closed := make(chan struct{})
-		close(closed)
-		done = closed // ctx ended: give up as below
+		r := <-ch // delivered, or the connection failed and told ch
+		resultChans.Put(ch)
+		return r.rs, r.err
 	}
 	select {
 	case r := <-ch:
 		resultChans.Put(ch)
 		return r.rs, r.err
-	case <-done:
-		c.mu.Lock()
-		w, waiting := c.pending[id]
-		if waiting {
-			w.ch = nil // abandoned: a late success is undone
-			c.pending[id] = w
-		}
-		c.mu.Unlock()
-		if !waiting { // the reply (or the failure) is in ch already
-			r := <-ch
-			resultChans.Put(ch)
-			if completed(r) {
-				return r.rs, r.err // it completed: report it rather than lose it
-			}
-		} else {
-			// Not waited for: the caller's ctx has ended, and the write
-			// turn may be held by a write the server is not reading.
-			go c.send(kCancel, id, nil)
-		}
-		return response{}, ctx.Err()
+	case <-ctx.Done():
+		return c.abandon(ctx, id, ch)
 	}
+}
+
+// abandon ends call id whose caller's ctx ended: a reply already in ch is
+// reported if the call took effect; otherwise the server is told to stop
+// and a late success will be undone.
+func (c *Client) abandon(ctx context.Context, id uint64, ch chan result) (response, error) {
+	c.mu.Lock()
+	w, waiting := c.pending[id]
+	if waiting {
+		w.ch = nil // abandoned: a late success is undone
+		c.pending[id] = w
+	}
+	c.mu.Unlock()
+	if !waiting { // the reply (or the failure) is in ch already
+		r := <-ch
+		resultChans.Put(ch)
+		if completed(r) {
+			return r.rs, r.err // it completed: report it rather than lose it
+		}
+	} else {
+		// Not waited for: the caller's ctx has ended, and the write turn
+		// may be held by a write the server is not reading.
+		go c.send(kCancel, id, nil)
+	}
+	return response{}, ctx.Err()
 }
 
 // completed reports whether a reply means the call took effect: success,
@@ -304,7 +308,7 @@ func (c *Client) callMany(ctx context.Context, reqs []*request) ([]result, error
 		return nil, ctx.Err()
 	}
 	if err != nil {
-		c.fail(fmt.Errorf("%w: %v", ErrClosed, err))
+		c.fail(err) // writeUnlock's errors are ErrClosed already
 	}
 	finished := func() bool {
 		select {
@@ -314,42 +318,44 @@ func (c *Client) callMany(ctx context.Context, reqs []*request) ([]result, error
 			return false
 		}
 	}
-	done := ctx.Done()
 	if err == nil && c.takeTurn(false) {
-		if c.readFor(ctx, finished) == nil || ctx.Err() == nil {
-			<-bw.done // delivered, or the connection failed and told the batch
-			return bw.res, nil
+		if c.readFor(ctx, finished) != nil && ctx.Err() != nil {
+			return c.abandonBatch(ctx, ids, bw)
 		}
-		closed := make(chan struct{})
-		close(closed)
-		done = closed
+		<-bw.done // delivered, or the connection failed and told the batch
+		return bw.res, nil
 	}
 	select {
 	case <-bw.done:
 		return bw.res, nil
-	case <-done:
-		c.mu.Lock()
-		var cancels []uint64
-		for i, id := range ids {
-			if w, ok := c.pending[id]; ok {
-				w.b = nil // abandoned: a late success is undone
-				c.pending[id] = w
-				cancels = append(cancels, id)
-				bw.res[i] = result{err: ctx.Err()}
-			}
-		}
-		c.mu.Unlock()
-		if len(cancels) == 0 { // every reply came meanwhile: report them, lose none
-			<-bw.done
-			return bw.res, nil
-		}
-		go func() { // not waited for, as in call
-			for _, id := range cancels {
-				c.send(kCancel, id, nil)
-			}
-		}()
-		// The replies that came are reported (a Put that took effect must
-		// not look failed), the others have ctx's error.
-		return bw.res, ctx.Err()
+	case <-ctx.Done():
+		return c.abandonBatch(ctx, ids, bw)
 	}
+}
+
+// abandonBatch ends a batch whose caller's ctx ended, as abandon does
+// each call: the replies that came are reported (a Put that took effect
+// must not look failed), the others get ctx's error.
+func (c *Client) abandonBatch(ctx context.Context, ids []uint64, bw *batchWait) ([]result, error) {
+	c.mu.Lock()
+	var cancels []uint64
+	for i, id := range ids {
+		if w, ok := c.pending[id]; ok {
+			w.b = nil // abandoned: a late success is undone
+			c.pending[id] = w
+			cancels = append(cancels, id)
+			bw.res[i] = result{err: ctx.Err()}
+		}
+	}
+	c.mu.Unlock()
+	if len(cancels) == 0 { // every reply came meanwhile
+		<-bw.done
+		return bw.res, nil
+	}
+	go func() { // not waited for, as in abandon
+		for _, id := range cancels {
+			c.send(kCancel, id, nil)
+		}
+	}()
+	return bw.res, ctx.Err()
 }

@@ -15,44 +15,22 @@ import (
 )
 
 // reader is the background reader: it reads while calls wait and no
-// caller reads.
+// caller reads, until none waits (readFor then gives the turn up, and
+// takes care of a call that came meanwhile).
 func (c *Client) reader() {
+	idle := func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return len(c.pending) == 0
+	}
 	for {
 		select {
 		case <-c.wake:
 		case <-c.done:
 			return
 		}
-		if !c.takeTurn(true) {
-			continue
-		}
-		for {
-			f, err := c.fr.read()
-			if err != nil {
-				c.fail(fmt.Errorf("%w: %v", ErrClosed, err))
-				c.releaseTurn()
-				return
-			}
-			woke, err := c.dispatch(f)
-			if err != nil {
-				c.fail(err)
-				c.releaseTurn()
-				return
-			}
-			c.mu.Lock()
-			idle := len(c.pending) == 0
-			if idle {
-				c.reading = false
-			}
-			c.mu.Unlock()
-			if idle {
-				break
-			}
-			if woke && !wholeFrameBuffered(c.br) {
-				// Let the caller run now: our next Read may spin or sleep
-				// in a futex (a shared-memory Pipe), keeping this P from it.
-				runtime.Gosched()
-			}
+		if c.takeTurn(true) && c.readFor(context.Background(), idle) != nil {
+			return // the connection failed
 		}
 	}
 }
@@ -82,8 +60,8 @@ func (c *Client) kickReader() {
 	}
 }
 
-// releaseTurn gives the turn up; if calls still wait, the background
-// reader takes it.
+// releaseTurn gives the turn up; if calls still wait (one may have come
+// after the holder's last look), the background reader takes it.
 func (c *Client) releaseTurn() {
 	c.mu.Lock()
 	c.reading = false
@@ -133,9 +111,16 @@ func (c *Client) readFor(ctx context.Context, mine func() bool) error {
 			c.fail(err)
 			return err
 		}
-		if _, err := c.dispatch(f); err != nil {
+		woke, err := c.dispatch(f)
+		if err != nil {
 			c.fail(err)
 			return err
+		}
+		if woke && !wholeFrameBuffered(c.br) && !mine() {
+			// Let the other caller just woken run now: our next Read may
+			// spin or sleep in a futex (a shared-memory Pipe), keeping
+			// this P from it.
+			runtime.Gosched()
 		}
 	}
 	return nil

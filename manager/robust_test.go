@@ -346,3 +346,28 @@ func TestBatchCtxEndsKeepsReplies(t *testing.T) {
 		t.Fatalf("queue length %d, %v", n, err)
 	}
 }
+
+// TestFullPendingServesNonBlocking: with a connection's blocked calls at
+// MaxPending, calls that cannot block (a Dict's Get, though Queue.Get
+// shares its op) are still served; a Queue.Get is refused.
+func TestFullPendingServesNonBlocking(t *testing.T) {
+	_, addr := serve(t, "unix", Options{MaxPending: 1})
+	c := dial(t, addr)
+	bg := context.Background()
+	q, err := c.Queue(bg, "q", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(bg)
+	defer cancel()
+	go c.Event("never").Wait(ctx) // the one blocked call
+	time.Sleep(50 * time.Millisecond)
+	c.Dict("d").Set(bg, "k", 1)
+	var v int
+	if err := c.Dict("d").Get(bg, "k", &v); err != nil || v != 1 {
+		t.Fatalf("Dict.Get with MaxPending reached = %d, %v", v, err)
+	}
+	if err := q.Get(bg, &v); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("Queue.Get with MaxPending reached = %v, want ErrTooLarge", err)
+	}
+}

@@ -296,8 +296,8 @@ func (s *Server) serveConn(conn net.Conn) {
 func (c *sconn) reader(ctx context.Context, calls *sync.WaitGroup) {
 	br := bufio.NewReaderSize(c.conn, 64<<10)
 	fr := frameReader{r: br, max: c.s.opts.MaxFrame}
-	holding := false
-	lastObj := "" // the last object name, reused (decodeRequestObj)
+	holding := false // the reader's unlocked copy of c.holdOut (only it writes holdOut)
+	lastObj := ""    // the last object name, reused (decodeRequestObj)
 	for {
 		if holding && !wholeFrameBuffered(br) {
 			holding = false
@@ -348,11 +348,16 @@ func (c *sconn) reader(ctx context.Context, calls *sync.WaitGroup) {
 
 // call runs one request: at once if it can complete, else on its own
 // goroutine until it can, it is cancelled, or the connection ends.
-// mayBlock reports whether op can wait on the server.
-func mayBlock(op uint8) bool {
-	switch op {
-	case opGet, opPut, opAcquire, opWait, opJoin:
-		return true
+// mayBlock reports whether rq can wait on the server (a Dict's Get
+// cannot; a Queue's can).
+func mayBlock(rq *request) bool {
+	switch rq.Kind {
+	case tQueue:
+		return rq.Op == opGet || rq.Op == opPut || rq.Op == opJoin
+	case tLock, tRLock, tSemaphore:
+		return rq.Op == opAcquire
+	case tEvent, tBarrier:
+		return rq.Op == opWait
 	}
 	return false
 }
@@ -377,7 +382,7 @@ func (c *sconn) call(ctx context.Context, id uint64, rq *request, size int, call
 		c.finish(id, &rs, fmt.Errorf("%w: call id %d is already waiting", ErrInvalid, id))
 		return
 	}
-	if full && mayBlock(rq.Op) {
+	if full && mayBlock(rq) {
 		c.finish(id, &rs, fmt.Errorf("%w: more than %d blocked calls (or %d MiB of them) on one connection", ErrTooLarge, c.s.opts.MaxPending, maxPendingBytes>>20))
 		return
 	}

@@ -270,7 +270,8 @@ func TestFrameLimits(t *testing.T) {
 	if n, err := d.Len(ctx); err != nil || n != 3 {
 		t.Fatalf("Len after the refusals = %d, %v", n, err)
 	}
-	// A call whose body is not a request: an ErrInvalid reply.
+	// A call whose body is not a request: the server answers it (ErrInvalid;
+	// the client drops a reply to no call of its own) and serves on.
 	if err := c.send(kCall, 999, []byte{0xff, 0x00}); err != nil {
 		t.Fatal(err)
 	}
